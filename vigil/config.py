@@ -1,0 +1,232 @@
+"""The configuration: one pydantic model tree, loaded from YAML.
+
+Every model forbids unknown fields, so a typo is an error. Errors name the YAML path at fault,
+for example ``config.yaml: cameras[0].zones[1].polygon: Field required``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from vigil.errors import ConfigError
+
+#: COCO class names the detector may report, and the default filter.
+DETECTABLE_CLASSES = ("person", "bicycle", "car", "motorcycle", "bus", "truck")
+VEHICLE_CLASSES = ("bicycle", "car", "motorcycle", "bus", "truck")
+
+Point = tuple[float, float]
+
+
+class Strict(BaseModel):
+    """Base for every config model: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+Polygon = Annotated[list[Point], Field(min_length=3)]
+
+
+class DetectorConfig(Strict):
+    model: Literal["nanodet", "centernet"] = "nanodet"
+    threads: int = Field(2, ge=1, le=64)
+    score_threshold: float = Field(0.35, gt=0, lt=1)
+    nms_threshold: float = Field(0.45, gt=0, le=1)
+    classes: list[str] = Field(default_factory=lambda: list(DETECTABLE_CLASSES))
+    max_batch: int = Field(8, ge=1, le=64)
+
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(DETECTABLE_CLASSES))
+        if unknown:
+            raise ValueError(f"unknown class {unknown[0]!r}; choose from {', '.join(DETECTABLE_CLASSES)}")
+        return value
+
+
+class TrackerConfig(Strict):
+    kind: Literal["bytetrack", "ocsort", "sort"] = "bytetrack"
+    confirm_hits: int = Field(3, ge=1)  # detections before a track is confirmed
+    lost_after_s: float = Field(0.5, gt=0)  # unseen this long: lost
+    end_after_s: float = Field(3.0, gt=0)  # unseen this long: ended
+    history: int = Field(100, ge=2)  # recent boxes and trajectory points kept
+    high_threshold: float = Field(0.5, gt=0, lt=1)  # ByteTrack's first-association score
+    match_threshold: float = Field(0.2, gt=0, lt=1)  # minimum IoU to associate
+
+
+class ZoneConfig(Strict):
+    name: str
+    polygon: Polygon
+    classes: list[str] = Field(default_factory=list)  # empty: every class
+
+
+class LineConfig(Strict):
+    name: str
+    start: Point
+    end: Point
+    classes: list[str] = Field(default_factory=list)
+    #: which crossing direction is allowed ("in" or "out"); the other is wrong-way. None: both.
+    allowed_direction: Literal["in", "out"] | None = None
+
+
+class LoiteringRule(Strict):
+    seconds: float = Field(30.0, gt=0)
+    zones: list[str] = Field(default_factory=list)  # empty: every zone
+    classes: list[str] = Field(default_factory=lambda: ["person"])
+
+
+class CrowdRule(Strict):
+    threshold: int = Field(20, ge=1)  # people in a zone (or the camera) that raise crowd_threshold
+    surge_delta: int = Field(8, ge=1)  # rise within window_s that raises crowd_surge
+    dispersal_delta: int = Field(8, ge=1)  # fall within window_s that raises crowd_dispersal
+    window_s: float = Field(5.0, gt=0)
+    cooldown_s: float = Field(30.0, ge=0)
+
+
+class RunningRule(Strict):
+    metres_per_second: float = Field(3.5, gt=0)  # with a homography
+    heights_per_second: float = Field(1.8, gt=0)  # without: box heights per second
+    min_duration_s: float = Field(1.0, ge=0)
+
+
+class StoppedRule(Strict):
+    seconds: float = Field(60.0, gt=0)
+    classes: list[str] = Field(default_factory=lambda: ["car", "bus", "truck", "motorcycle"])
+    max_motion_px: float = Field(10.0, gt=0)
+    zones: list[str] = Field(default_factory=list)
+
+
+class RulesConfig(Strict):
+    zone_events: bool = True  # zone_enter / zone_exit
+    line_events: bool = True  # line_cross
+    loitering: LoiteringRule | None = None
+    crowd: CrowdRule | None = None
+    running: RunningRule | None = None
+    stopped: StoppedRule | None = None
+
+
+class RecordingConfig(Strict):
+    mode: Literal["off", "continuous", "events"] = "off"
+    segment_seconds: float = Field(10.0, gt=0)
+    pre_roll_s: float = Field(5.0, ge=0)
+    post_roll_s: float = Field(10.0, ge=0)
+    max_age_hours: float | None = Field(None, gt=0)
+    max_size_gb: float | None = Field(None, gt=0)
+
+
+class CameraConfig(Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    url: str
+    name: str = ""
+    enabled: bool = True
+    loop: bool = False  # for files: start again at the end
+    fps: float = Field(5.0, gt=0, le=60)  # analysed frames per second
+    realtime: bool = True  # for files: pace frames at their timestamps
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+    purpose: str = ""
+    privacy_masks: list[Polygon] = Field(default_factory=list)
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    lines: list[LineConfig] = Field(default_factory=list)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    #: 3x3 image→ground-plane (metres) homography, row-major
+    homography: list[list[float]] | None = None
+    recording: RecordingConfig = Field(default_factory=RecordingConfig)
+
+    @field_validator("homography")
+    @classmethod
+    def _is_3x3(cls, value: list[list[float]] | None) -> list[list[float]] | None:
+        if value is not None and (len(value) != 3 or any(len(row) != 3 for row in value)):
+            raise ValueError("homography must be a 3x3 matrix")
+        return value
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> CameraConfig:
+        names = [z.name for z in self.zones] + [ln.name for ln in self.lines]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"zone/line name {dupes[0]!r} is used twice")
+        return self
+
+
+class StoreConfig(Strict):
+    #: SQLAlchemy URL; a relative sqlite path is resolved against data_dir
+    database: str = "sqlite:///vigil.db"
+    snapshots: bool = True
+
+
+class Config(Strict):
+    data_dir: Path = Path("vigil-data")
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    cameras: list[CameraConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _camera_ids_unique(self) -> Config:
+        ids = [c.id for c in self.cameras]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"camera id {dupes[0]!r} is used twice")
+        return self
+
+    def camera(self, camera_id: str) -> CameraConfig:
+        for cam in self.cameras:
+            if cam.id == camera_id:
+                return cam
+        raise ConfigError(f"no camera with id {camera_id!r} in the config")
+
+
+def _yaml_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+_SECRET_IN_URL = re.compile(r"(?<=://)([^:/@\s]+):([^@/\s]+)@")
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a URL such as ``rtsp://user:pass@host`` so it can be logged."""
+    return _SECRET_IN_URL.sub(r"\1:***@", url)
+
+
+def parse_config(data: object, source: str = "config") -> Config:
+    """Validate a parsed YAML/JSON document; raise ``ConfigError`` naming the first bad path."""
+    try:
+        return Config.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{source}: {_yaml_path(err['loc'])}: {msg}{more}") from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate a YAML config file. Relative paths inside are taken from its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    config = parse_config(data, source=str(path))
+    if not config.data_dir.is_absolute():
+        config.data_dir = (path.parent / config.data_dir).resolve()
+    for cam in config.cameras:
+        if "://" not in cam.url and not Path(cam.url).is_absolute():
+            cam.url = str((path.parent / cam.url).resolve())
+    return config
