@@ -32,7 +32,7 @@ Polygon = Annotated[list[Point], Field(min_length=3)]
 
 
 class DetectorConfig(Strict):
-    model: Literal["nanodet", "centernet"] = "nanodet"
+    model: Literal["nanodet"] = "nanodet"  # CenterNet uses a TF.js-only fused op tf2onnx cannot convert
     threads: int = Field(2, ge=1, le=64)
     score_threshold: float = Field(0.35, gt=0, lt=1)
     nms_threshold: float = Field(0.45, gt=0, le=1)

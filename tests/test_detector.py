@@ -1,0 +1,77 @@
+"""The detector on real PETS09-S2L1 frames, checked against the MOT ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import supervision as sv
+
+from vigil.bench.mot import load_mot_ground_truth, read_video_frames
+from vigil.config import DetectorConfig
+from vigil.vision.detector import NanoDetDetector, create_detector
+
+FRAMES = (0, 120, 400)
+
+
+@pytest.fixture(scope="module")
+def detector() -> NanoDetDetector:
+    return create_detector(DetectorConfig(threads=2))
+
+
+@pytest.fixture(scope="module")
+def pets(data_dir):
+    truth = load_mot_ground_truth(data_dir / "mot/PETS09-S2L1/gt/gt.txt", num_frames=795)
+    frames = {i: f for i, f in enumerate(read_video_frames(data_dir / "video/vtest.avi", max(FRAMES) + 1)) if i in FRAMES}
+    return frames, truth
+
+
+def test_finds_the_annotated_pedestrians(detector, pets):
+    frames, truth = pets
+    found = total = 0
+    for index, image in frames.items():
+        detections = detector.detect([image])[0]
+        people = detections[detections.data["class_name"] == "person"]
+        gt = truth[index]
+        iou = sv.box_iou_batch(gt.xyxy, people.xyxy)
+        found += int((iou.max(axis=1) >= 0.5).sum()) if len(people) else 0
+        total += len(gt)
+    assert total > 10
+    assert found / total >= 0.8, f"found {found} of {total} annotated pedestrians"
+
+
+def test_batched_equals_single(detector, pets):
+    frames, _ = pets
+    images = list(frames.values())
+    batched = detector.detect(images)
+    for image, together in zip(images, batched, strict=True):
+        alone = detector.detect([image])[0]
+        assert len(alone) == len(together)
+        np.testing.assert_allclose(alone.xyxy, together.xyxy, atol=0.05)
+
+
+def test_class_filter_and_thresholds(pets):
+    frames, _ = pets
+    image = frames[120]
+    only_cars = create_detector(DetectorConfig(classes=["car"], threads=1)).detect([image])[0]
+    assert set(only_cars.data["class_name"]) <= {"car"}
+    strict = create_detector(DetectorConfig(score_threshold=0.8, threads=1)).detect([image])[0]
+    loose = create_detector(DetectorConfig(score_threshold=0.2, threads=1)).detect([image])[0]
+    assert len(strict) < len(loose)
+    assert (strict.confidence >= 0.8).all()
+
+
+def test_boxes_in_image_coordinates_for_any_size(detector, pets):
+    frames, _ = pets
+    image = frames[120]
+    small = detector.detect([image[::2, ::2].copy()])[0]
+    full = detector.detect([image])[0]
+    assert len(small) > 0
+    assert small.xyxy[:, [0, 2]].max() <= image.shape[1] / 2
+    # the same people are found at half size, at half the coordinates
+    iou = sv.box_iou_batch(full.xyxy[full.confidence > 0.6] / 2, small.xyxy)
+    assert (iou.max(axis=1) > 0.5).mean() >= 0.7
+
+
+def test_empty_scene_gives_no_people(detector):
+    grey = np.full((576, 768, 3), 128, np.uint8)
+    assert len(detector.detect([grey])[0]) == 0

@@ -1,0 +1,90 @@
+"""Model supply: the cache is verified, and a missing, truncated or mismatched model is a clear error."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from vigil.errors import ModelError
+from vigil.vision import models
+
+
+@pytest.fixture()
+def cache_copy(tmp_path):
+    """A private copy of the real NanoDet artefact, so tests can damage it."""
+    source = models.models_dir() / "nanodet.onnx"
+    if models.status(models.load_manifest().get("nanodet")) != "ok":
+        pytest.skip("model cache not built (run `vigil models fetch`)")
+    cache = tmp_path / "models"
+    cache.mkdir()
+    shutil.copy(source, cache / "nanodet.onnx")
+    return cache
+
+
+def test_real_cache_is_complete_and_verified():
+    rows = models.listing()
+    assert {r["name"] for r in rows} >= {"nanodet", "blazeface", "dlib-face-embedding", "ppocr-rec"}
+    assert all(r["status"] == "ok" for r in rows), rows
+
+
+def test_intact_copy_verifies(cache_copy):
+    assert models.model_path("nanodet", cache_dir=cache_copy) == cache_copy / "nanodet.onnx"
+
+
+def test_missing_model_names_the_fetch_command(tmp_path):
+    with pytest.raises(ModelError, match=r"vigil models fetch"):
+        models.model_path("nanodet", cache_dir=tmp_path)
+
+
+def test_truncated_model_is_detected(cache_copy):
+    path = cache_copy / "nanodet.onnx"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match=r"corrupt or truncated.*vigil models fetch"):
+        models.model_path("nanodet", cache_dir=cache_copy)
+
+
+def test_manifest_mismatch_is_detected(cache_copy, tmp_path):
+    manifest = json.loads(models.MANIFEST.read_text())
+    for spec in manifest["models"]:
+        if spec["name"] == "nanodet":
+            spec["sha256"] = "0" * 64
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps(manifest))
+    bad = models.load_manifest(path)
+    assert models.status(bad.get("nanodet"), cache_copy) == "corrupt"
+    with pytest.raises(ModelError, match="corrupt"):
+        models.model_path("nanodet", manifest=bad, cache_dir=cache_copy)
+
+
+def test_fetch_rejects_an_artefact_whose_checksum_differs(tmp_path):
+    """A build whose sha256 differs from the manifest is refused and kept aside, not installed."""
+    downloads = models.models_dir().parent / "downloads"
+    if not list(downloads.glob("face_recognition_models-0.3.0*")):
+        pytest.skip("package archive not downloaded (run `vigil models fetch`)")
+    manifest = json.loads(models.MANIFEST.read_text())
+    manifest["models"] = [m for m in manifest["models"] if m["name"] == "dlib-landmarks-5"]
+    manifest["models"][0]["sha256"] = "f" * 64
+    (tmp_path / "m.json").write_text(json.dumps(manifest))
+    cache = tmp_path / "cache" / "models"
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "downloads").symlink_to(downloads)
+    with pytest.raises(ModelError, match=r"checksum mismatch for shape_predictor_5_face_landmarks\.dat"):
+        models.fetch(models.load_manifest(tmp_path / "m.json"), cache_dir=cache)
+    assert not (cache / "shape_predictor_5_face_landmarks.dat").exists()
+    assert (cache / "shape_predictor_5_face_landmarks.dat.rejected").exists()
+
+
+def test_cli_error_is_one_line(tmp_path):
+    env = {"VIGIL_MODELS": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "vigil", "bench", "detection", "--frames", "1"],
+                          capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "vigil models fetch" in lines[0]
+    assert "Traceback" not in proc.stderr

