@@ -12,6 +12,7 @@ while read -r pkg; do
   [[ -z "$pkg" || "$pkg" == \#* ]] && continue
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done < scripts/apt-packages.txt
+command -v npm >/dev/null || missing+=(nodejs npm)  # node may come from elsewhere than Debian
 if ((${#missing[@]})); then
   say "installing Debian packages: ${missing[*]}"
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"

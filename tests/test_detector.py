@@ -21,7 +21,8 @@ def detector() -> NanoDetDetector:
 @pytest.fixture(scope="module")
 def pets(data_dir):
     truth = load_mot_ground_truth(data_dir / "mot/PETS09-S2L1/gt/gt.txt", num_frames=795)
-    frames = {i: f for i, f in enumerate(read_video_frames(data_dir / "video/vtest.avi", max(FRAMES) + 1)) if i in FRAMES}
+    video = read_video_frames(data_dir / "video/vtest.avi", max(FRAMES) + 1)
+    frames = {i: f for i, f in enumerate(video) if i in FRAMES}
     return frames, truth
 
 

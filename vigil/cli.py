@@ -27,8 +27,8 @@ out = Console()
 
 def progress_bar() -> Progress:
     """The progress bar used by long commands (drawn on stderr, so --json output stays clean)."""
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), console=console, transient=True)
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                    TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console, transient=True)
 
 
 # ---------------------------------------------------------------- models
@@ -52,7 +52,8 @@ def models_fetch() -> None:
         done = models.fetch(manifest, on_model=on_model, on_step=on_step)
         bar.update(task, completed=len(manifest.models))
     built = [name for name, what in done.items() if what == "built"]
-    console.print(f"models: {len(done)} verified in {models.models_dir()}" + (f", built {', '.join(built)}" if built else ""))
+    summary = f"models: {len(done)} verified in {models.models_dir()}"
+    console.print(summary + (f", built {', '.join(built)}" if built else ""))
 
 
 @models_app.command("list")
