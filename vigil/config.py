@@ -91,6 +91,7 @@ class RunningRule(Strict):
     metres_per_second: float = Field(3.5, gt=0)  # with a homography
     heights_per_second: float = Field(1.8, gt=0)  # without: box heights per second
     min_duration_s: float = Field(1.0, ge=0)
+    classes: list[str] = Field(default_factory=lambda: ["person"])
 
 
 class StoppedRule(Strict):
