@@ -54,8 +54,8 @@ class TrackerConfig(Strict):
     lost_after_s: float = Field(0.5, gt=0)  # unseen this long: lost
     end_after_s: float = Field(3.0, gt=0)  # unseen this long: ended
     history: int = Field(100, ge=2)  # recent boxes and trajectory points kept
-    high_threshold: float = Field(0.5, gt=0, lt=1)  # ByteTrack's first-association score
-    match_threshold: float = Field(0.2, gt=0, lt=1)  # minimum IoU to associate
+    high_threshold: float = Field(0.6, gt=0, lt=1)  # ByteTrack's first-association score; new tracks need +0.1
+    match_threshold: float = Field(0.1, gt=0, lt=1)  # minimum IoU (of boxes grown by 30%) to associate
 
 
 class ZoneConfig(Strict):
