@@ -1,0 +1,94 @@
+"""Assembling one node's backends from the config: store, outbox, bus, sinks, and their event loop.
+
+The frame path is threaded (readers, inference worker); the bus, the outbox relay and the sinks
+are asyncio, on one loop in a background thread. ``Services.close`` flushes the outbox first, so a
+clean shutdown loses nothing that was persisted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vigil.config import Config
+from vigil.events.bus import Bus, InProcessBus
+from vigil.events.outbox import EventWriter, OutboxRelay
+from vigil.events.sinks import JsonLinesSink, run_sink
+from vigil.events.store_sink import StoreSink
+from vigil.store.db import Store, open_store
+from vigil.store.events import EventStore
+from vigil.store.snapshots import SnapshotStore
+
+
+@dataclass
+class Services:
+    config: Config
+    store: Store
+    events: EventStore
+    writer: EventWriter
+    snapshots: SnapshotStore
+    bus: Bus
+    relay: OutboxRelay
+    sink: StoreSink
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
+    _thread: threading.Thread | None = None
+    _stop: asyncio.Event | None = None
+    _tasks: list[asyncio.Future] = field(default_factory=list)
+
+    def start(self, jsonl: Path | None = None) -> Services:
+        """Run the event loop thread with the outbox relay (and a JSON-lines sink when asked)."""
+        self._thread = threading.Thread(target=self.loop.run_forever, name="vigil-events", daemon=True)
+        self._thread.start()
+        self._stop = self.call(_new_event())
+        self._tasks.append(self.spawn(self.relay.run(self._stop)))
+        if jsonl is not None:
+            self._tasks.append(self.spawn(run_sink(self.bus, JsonLinesSink(jsonl))))
+        return self
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Future:
+        """Run a coroutine on the services' loop (from any thread)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def call(self, coroutine: Coroutine[Any, Any, Any], timeout: float = 30.0) -> Any:
+        """Run a coroutine on the loop and wait for its result."""
+        return self.spawn(coroutine).result(timeout)
+
+    def close(self) -> None:
+        """Write what is buffered, publish the whole outbox, then stop the loop and the database."""
+        self.writer.flush()
+        if self._thread is not None:
+            with contextlib.suppress(Exception):
+                self.call(self.relay.publish_pending(), timeout=30)
+            with contextlib.suppress(Exception):
+                self.call(asyncio.sleep(0.2))  # let subscribers drain what was just published
+            self.loop.call_soon_threadsafe(self._stop.set)
+            for task in self._tasks:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                self.call(self.bus.close(), timeout=5)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+        self.store.close()
+
+
+async def _new_event() -> asyncio.Event:
+    return asyncio.Event()
+
+
+def open_services(config: Config) -> Services:
+    """The default single-node backends: the configured database, in-process bus, snapshots in data_dir."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(config.store.database, data_dir=config.data_dir)
+    events = EventStore(store)
+    bus = InProcessBus()
+    relay = OutboxRelay(store, bus)
+    writer = EventWriter(events, on_written=relay.notify)
+    relay.writer = writer
+    snapshots = SnapshotStore(config.data_dir)
+    sink = StoreSink(events, writer, snapshots if config.store.snapshots else None, config.tracker.confirm_hits)
+    return Services(config, store, events, writer, snapshots, bus, relay, sink)

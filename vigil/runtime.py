@@ -1,0 +1,228 @@
+"""One node: camera readers, one inference worker batching across cameras, tracking and rules per camera.
+
+Frames never leave this process (DESIGN §1). Decode threads (``StreamReader``) feed small bounded
+queues; the worker takes the oldest frame of every camera that has one, skips the detector for
+frames without motion and without live tracks, runs one batched detection for the rest, then
+tracking and rules per camera. What a frame produced goes to ``on_result`` hooks (persistence,
+the demo's annotated video, live view).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import supervision as sv
+
+from vigil.analytics import DensityHeatmap, RuleEngine, RuleOutput
+from vigil.config import CameraConfig, Config, TrackerConfig
+from vigil.sources.motion import MotionGate
+from vigil.sources.reader import ReaderState, StreamReader
+from vigil.types import Event, Frame, Track
+from vigil.vision.detector import Detector
+from vigil.vision.tracker import TrackUpdate, create_tracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class FrameResult:
+    """What one analysed frame produced."""
+
+    camera: CameraConfig
+    frame: Frame | None  # None for the final flush, when tracks end without a new frame
+    update: TrackUpdate
+    output: RuleOutput
+    detected: bool  # False when the motion gate let the detector skip this frame
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    frames: int = 0
+    detected: int = 0
+    events: int = 0
+    live_tracks: int = 0
+    last_at: datetime | None = None
+    busy_s: float = 0.0  # worker time spent on this camera's frames (tracking + rules + hooks)
+
+
+class CameraPipeline:
+    """Everything that runs per camera after decoding: motion gate, tracker, rules, heatmap."""
+
+    def __init__(self, camera: CameraConfig, tracker: TrackerConfig, motion_gate: bool = True) -> None:
+        self.camera = camera
+        self.gate = MotionGate() if motion_gate else None
+        self.tracker = create_tracker(tracker, camera.id, fps=camera.fps)
+        self.heatmap: DensityHeatmap | None = None
+        self.rules = RuleEngine(camera)
+        self.live: list[Track] = []
+        self.stats = PipelineStats()
+
+    def needs_detection(self, frame: Frame) -> bool:
+        """Detect when something moves, or while tracks are alive (a still person must stay tracked)."""
+        if self.gate is None:
+            return True
+        moving = self.gate.update(frame.image)
+        return moving or bool(self.live)
+
+    def process(self, frame: Frame, detections: sv.Detections | None) -> FrameResult:
+        if self.heatmap is None:
+            height, width = frame.image.shape[:2]
+            self.heatmap = DensityHeatmap(width, height)
+        update = self.tracker.update(detections if detections is not None else sv.Detections.empty(),
+                                     frame.captured_at, frame.image)
+        self.live = update.active
+        output = self.rules.update(update.active, update.ended, frame.captured_at)
+        self.heatmap.add_tracks([t for t in update.active if t.state.value == "confirmed"])
+        self.stats.frames += 1
+        self.stats.detected += detections is not None
+        self.stats.events += len(output.events)
+        self.stats.live_tracks = len(update.active)
+        self.stats.last_at = frame.captured_at
+        return FrameResult(self.camera, frame, update, output, detections is not None)
+
+    def finish(self, at: datetime) -> FrameResult | None:
+        """End every track (end of stream or shutdown) and let the rules close them."""
+        ended = self.tracker.flush(at)
+        if not ended and not self.live:
+            return None
+        output = self.rules.update([], ended, at)
+        self.live = []
+        return FrameResult(self.camera, None, TrackUpdate(sv.Detections.empty(), [], ended), output, False)
+
+
+ResultHook = Callable[[FrameResult], None]
+EventHook = Callable[[Event], None]
+
+
+@dataclass
+class Node:
+    """The cameras of one node. ``run`` blocks until ``stop`` (or, with ``until_end``, all files end)."""
+
+    config: Config
+    detector: Detector
+    on_result: list[ResultHook] = field(default_factory=list)
+    on_camera_event: list[EventHook] = field(default_factory=list)
+    motion_gate: bool = True
+    queue_size: int = 4
+    start_time: datetime | None = None  # capture time of files' first frame (deterministic runs)
+
+    def __post_init__(self) -> None:
+        self._wakeup = threading.Event()
+        self._stop = threading.Event()
+        cameras = [c for c in self.config.cameras if c.enabled]
+        self.pipelines = {c.id: CameraPipeline(c, self.config.tracker, self.motion_gate) for c in cameras}
+        self.readers = {
+            c.id: StreamReader(c, on_event=self._camera_event, queue_size=self.queue_size, wakeup=self._wakeup,
+                               start_time=self.start_time)
+            for c in cameras
+        }
+        self.inference_s = 0.0
+        self.batches = 0
+
+    # -- control -----------------------------------------------------------------------------------------
+
+    def start(self) -> Node:
+        for reader in self.readers.values():
+            reader.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask ``run`` to return; it finishes the frame in hand and flushes every camera."""
+        self._stop.set()
+        self._wakeup.set()
+
+    @property
+    def sources_done(self) -> bool:
+        return all(r.state in (ReaderState.ENDED, ReaderState.FAILED, ReaderState.STOPPED) and not len(r.queue)
+                   for r in self.readers.values())
+
+    def run(self, until_end: bool = False) -> None:
+        """The inference worker loop; returns after ``stop()`` or, with ``until_end``, when every file ended."""
+        try:
+            while not self._stop.is_set():
+                batch = self._take_batch()
+                if batch:
+                    self.step(batch)
+                elif until_end and self.sources_done:
+                    break
+                else:
+                    self._wakeup.wait(0.2)
+                    self._wakeup.clear()
+        finally:
+            for reader in self.readers.values():
+                reader.stop(timeout=2.0)
+            self._finish()
+
+    # -- the frame path ----------------------------------------------------------------------------------
+
+    def _take_batch(self) -> list[tuple[CameraPipeline, Frame]]:
+        batch = []
+        for camera_id, reader in self.readers.items():
+            frame = reader.queue.get_nowait()
+            if frame is not None:
+                batch.append((self.pipelines[camera_id], frame))
+        return batch
+
+    def step(self, batch: list[tuple[CameraPipeline, Frame]]) -> list[FrameResult]:
+        """Detect (batched across cameras, motion-gated), then track and apply rules per camera."""
+        wanted = [i for i, (pipeline, frame) in enumerate(batch) if pipeline.needs_detection(frame)]
+        detections: dict[int, sv.Detections] = {}
+        if wanted:
+            started = time.perf_counter()
+            found = self.detector.detect([batch[i][1].image for i in wanted])
+            self.inference_s += time.perf_counter() - started
+            self.batches += 1
+            detections = dict(zip(wanted, found, strict=True))
+        results = []
+        for i, (pipeline, frame) in enumerate(batch):
+            started = time.perf_counter()
+            result = pipeline.process(frame, detections.get(i))
+            self._publish(result)
+            pipeline.stats.busy_s += time.perf_counter() - started
+            results.append(result)
+        return results
+
+    def _publish(self, result: FrameResult) -> None:
+        for hook in self.on_result:
+            try:
+                hook(result)
+            except Exception:  # a failing sink must not stop the cameras
+                log.exception("result hook %s failed on camera %s", getattr(hook, "__name__", hook),
+                              result.camera.id)
+
+    def _finish(self) -> None:
+        for pipeline in self.pipelines.values():
+            at = pipeline.stats.last_at
+            if at is not None and (result := pipeline.finish(at)) is not None:
+                self._publish(result)
+
+    def _camera_event(self, event: Event) -> None:
+        for hook in self.on_camera_event:
+            hook(event)
+
+    # -- status ------------------------------------------------------------------------------------------
+
+    def status(self) -> list[dict[str, object]]:
+        """One row per camera for the status table and the API."""
+        rows = []
+        for camera_id, reader in self.readers.items():
+            stats = reader.stats()
+            pipeline = self.pipelines[camera_id].stats
+            rows.append({
+                "camera": camera_id,
+                "state": stats.state.value,
+                "fps": round(stats.fps, 1),
+                "lag_s": None if stats.lag_s is None else round(stats.lag_s, 2),
+                "drops": stats.drops,
+                "frames": pipeline.frames,
+                "detected": pipeline.detected,
+                "tracks": pipeline.live_tracks,
+                "events": pipeline.events,
+                "error": stats.last_error,
+            })
+        return rows
