@@ -17,7 +17,7 @@ from vigil.config import CameraConfig
 from vigil.types import Event, Track
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 ZONE_COLOUR = (0, 200, 255)
 LINE_COLOUR = (255, 0, 255)
