@@ -31,18 +31,24 @@ def test_surge_within_window_only():
     rule = CrowdRule(threshold=1000, surge_delta=5, dispersal_delta=100, window_s=5, cooldown_s=0)
     slow = [0, 1, 2, 3, 4, 5, 6, 7, 8]  # one frame every 2 s, +1 each: at most +2 within 5 s
     assert feed(CrowdMonitor("cam1", rule), slow, fps=0.5) == []
-    fast = [2, 2, 3, 5, 8, 9, 9, 9]
+    fast = [2, 2, 2, 2, 2, 2, 3, 5, 8, 9, 9, 9]
     events = feed(CrowdMonitor("cam1", rule), fast)
-    assert events == [(4.0, "crowd_surge", 8)]  # 8 − 2 = 6 ≥ 5; baseline restarts, no repeat
+    assert events == [(8.0, "crowd_surge", 8)]  # 8 − 2 = 6 ≥ 5; baseline restarts, no repeat
+
+
+def test_no_surge_while_a_camera_starts():
+    """Tracks confirmed in the first seconds of a stream are people already there, not a surge."""
+    rule = CrowdRule(threshold=1000, surge_delta=4, dispersal_delta=100, window_s=5, cooldown_s=0)
+    assert feed(CrowdMonitor("cam1", rule), [0, 3, 6, 6, 6, 6, 6, 6]) == []
 
 
 def test_dispersal_and_cooldown_between_dispersals():
     rule = CrowdRule(threshold=1000, surge_delta=100, dispersal_delta=4, window_s=3, cooldown_s=5)
-    counts = [10, 10, 9, 5, 5, 9, 9, 4, 4, 4, 4, 4, 4, 4]
+    counts = [10] * 4 + [10, 10, 9, 5, 5, 9, 9, 4, 4, 4, 4, 4, 4, 4]  # 4 s of steady crowd: past the warm-up
     events = feed(CrowdMonitor("cam1", rule), counts)
-    # t=3: 10→5 fires; the 9→4 fall at t=7 is inside the 5 s cooldown, and is reported when the cooldown
-    # ends at t=8 because the 9 is still inside the 3 s window; then the baseline restarts: no repeats.
-    assert events == [(3.0, "crowd_dispersal", 5), (8.0, "crowd_dispersal", 4)]
+    # t=7: 10→5 fires; the 9→4 fall at t=11 is inside the 5 s cooldown, and is reported when the cooldown
+    # ends at t=12 because the 9 is still inside the 3 s window; then the baseline restarts: no repeats.
+    assert events == [(7.0, "crowd_dispersal", 5), (12.0, "crowd_dispersal", 4)]
 
 
 def crowd_camera(**crowd) -> CameraConfig:

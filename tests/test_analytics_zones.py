@@ -41,10 +41,19 @@ def test_enter_and_exit_with_times_and_dwell():
     zone_events = [(e.kind, e.zone, e.track_id) for e in events]
     assert zone_events == [("zone_enter", "square", 7), ("zone_exit", "square", 7)]
     enter, leave = events
-    assert enter.at == T0 + timedelta(seconds=0.4)  # x=100 is frame 5, on the border counts as inside
-    assert leave.at == T0 + timedelta(seconds=1.5)  # x=320 is frame 16
-    assert leave.payload["dwell_s"] == 1.1 and leave.payload["reason"] == "left"
+    # the 8 px dead band (0.1 × an 80 px box): x=100 on the border is not yet in, x=120 (frame 6) is
+    assert enter.at == T0 + timedelta(seconds=0.5)
+    assert leave.at == T0 + timedelta(seconds=1.5)  # x=320 is frame 16, 20 px outside
+    assert leave.payload["dwell_s"] == 1.0 and leave.payload["reason"] == "left"
     assert enter.payload["occupancy"] == 1 and leave.payload["occupancy"] == 0
+
+
+def test_jitter_along_the_border_enters_once():
+    """Detection noise of ±5 px around the border must not make a burst of enter/exit pairs."""
+    xs = [float(x) for x in range(20, 120, 20)] + [100 + (5 if i % 2 else -5) for i in range(20)] + [160, 200]
+    events = [e for e in run(RuleEngine(camera()), walk_rows(3, xs)) if e.zone == "square"]
+    assert [e.kind for e in events] == ["zone_enter", "zone_exit"]
+    assert events[1].payload["reason"] == "track_ended"
 
 
 def test_class_filter_only_cars_in_cars_only_zone():

@@ -125,6 +125,55 @@ def bench_tracking(
     _emit(result, as_json, "tracking on PETS09-S2L1")
 
 
+@bench_app.command("events")
+def bench_events(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    frames: int = typer.Option(0, help="Limit to the first N frames (0: all 795)."),
+    image: Path = typer.Option(Path("out/bench-events.png"), help="Annotated frame to write."),
+) -> None:
+    """The demo's rules on our tracks vs on ground-truth tracks: precision/recall per rule, line-count error."""
+    from vigil.bench.events import run_events_bench
+
+    with progress_bar() as bar:
+        result = run_events_bench(max_frames=frames or None, image_path=image, progress=bar)
+    _emit(result, as_json, "rules on PETS09-S2L1: ours vs ground truth")
+
+
+def _bar_callback(bar: Progress, description: str):
+    """A ``(done, total)`` progress callback drawing on ``bar``."""
+    task = bar.add_task(description, total=None)
+    return lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@bench_app.command("plates")
+def bench_plates(
+    set_name: str = typer.Option("eu", "--set", help="Folder under plates/ (openalpr layout), or ocr_crops_us."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    image: Path = typer.Option(Path("out/bench-plates.png"), help="Annotated image to write."),
+) -> None:
+    """Plate reading end to end on full images: exact, within one, detection recall, ms; whole-image baseline."""
+    from vigil.bench.plates import run_plate_bench
+
+    with progress_bar() as bar:
+        result = run_plate_bench(set_name, progress=_bar_callback(bar, f"plates/{set_name}"), annotate_to=image)
+    if not as_json:
+        result.pop("failures", None)
+    _emit(result, as_json, f"plates on {set_name}")
+
+
+@bench_app.command("faces")
+def bench_faces(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    image: Path = typer.Option(Path("out/bench-faces.png"), help="Annotated group photo to write."),
+) -> None:
+    """Face identification: rank-1, TAR at FAR, false-match rate against people not enrolled, ms per face."""
+    from vigil.bench.faces import run_face_bench
+
+    with progress_bar() as bar:
+        result = run_face_bench(progress=_bar_callback(bar, "faces"), annotate_to=image)
+    _emit(result, as_json, "faces")
+
+
 # ---------------------------------------------------------------- pipeline
 
 

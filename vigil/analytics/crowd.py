@@ -76,6 +76,7 @@ class CrowdMonitor:
         self._history: dict[Scope, deque[tuple[datetime, int]]] = {}
         self._last_fired: dict[tuple[Scope, str], datetime] = {}
         self._baseline_since: dict[tuple[Scope, str], datetime] = {}
+        self._started: dict[Scope, datetime] = {}
 
     def update(self, people: Mapping[Scope, int], at: datetime) -> list[Event]:
         """``people``: count of people per scope at capture time ``at``."""
@@ -86,6 +87,10 @@ class CrowdMonitor:
             history.append((at, count))
             while history and at - history[0][0] > window:
                 history.popleft()
+            if scope not in self._started:  # warm-up: the people confirmed as a camera starts are no surge
+                self._started[scope] = at
+                for kind in ("crowd_surge", "crowd_dispersal"):
+                    self._baseline_since[(scope, kind)] = at + window
             if count >= self.rule.threshold and self._ready(scope, "crowd_threshold", at):
                 events.append(self._fire(scope, "crowd_threshold", at, "warning",
                                          {"count": count, "threshold": self.rule.threshold}))

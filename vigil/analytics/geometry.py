@@ -21,6 +21,11 @@ def point_in_polygon(point: Point, polygon: np.ndarray) -> bool:
     return cv2.pointPolygonTest(polygon, (float(point[0]), float(point[1])), False) >= 0
 
 
+def signed_distance(point: Point, polygon: np.ndarray) -> float:
+    """Distance in pixels from ``point`` to the polygon's border: positive inside, negative outside."""
+    return cv2.pointPolygonTest(polygon, (float(point[0]), float(point[1])), True)
+
+
 def as_polygon(points: Sequence[Point]) -> np.ndarray:
     """A polygon as the Nx2 float32 array that ``point_in_polygon`` expects."""
     return np.asarray(points, dtype=np.float32).reshape(-1, 2)

@@ -15,6 +15,10 @@ Decisions (see also ``engine``):
 - A track first confirmed inside a zone emits ``zone_enter`` at that moment.
 - ``zone_exit`` is emitted exactly for zones whose ``zone_enter`` was emitted (the class filter is
   checked on entry), even if the track's majority label changes while inside.
+- A dead band around the border absorbs detection jitter: once a track's membership is known, it
+  enters only when its ground point is ``BORDER_BAND`` × its box height inside the border, and exits
+  only that far outside (at least ``MIN_BAND_PX``). Without it, a person walking along a border
+  produced a burst of enter/exit pairs (measured by ``vigil bench events``).
 
 Hand-written rather than ``supervision.PolygonZone``: that class answers "which detections are inside
 now" from box anchors; the rules need per-track membership with entry times that survives lost gaps.
@@ -26,15 +30,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from vigil.analytics.geometry import as_polygon, point_in_polygon
+from vigil.analytics.geometry import as_polygon, signed_distance
 from vigil.config import ZoneConfig
 from vigil.types import Event, Track
+
+BORDER_BAND = 0.1  # of the box height
+MIN_BAND_PX = 3.0
 
 
 @dataclass(slots=True)
 class _Member:
     label: str
     zones: dict[str, datetime] = field(default_factory=dict)  # zone name → entered at
+    seen: bool = False  # membership has been evaluated once (the dead band applies from then on)
     announced: set[str] = field(default_factory=set)  # zones whose zone_enter was emitted (exit pairs with it)
 
 
@@ -59,8 +67,11 @@ class ZoneMonitor:
             member = self._members.setdefault(track.track_id, _Member(track.label))
             member.label = track.label
             point = track.ground_point
+            band = max(MIN_BAND_PX, BORDER_BAND * (track.box[3] - track.box[1])) if member.seen else 0.0
+            member.seen = True
             for zone in self.zones:
-                inside = point_in_polygon(point, self._polygons[zone.name])
+                distance = signed_distance(point, self._polygons[zone.name])
+                inside = distance >= band if zone.name not in member.zones else distance > -band
                 if inside and zone.name not in member.zones:
                     member.zones[zone.name] = at
                     if self.emit_events and self.accepts(zone, track.label):

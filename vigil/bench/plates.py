@@ -155,5 +155,6 @@ def run_crop_bench(progress: Progress | None = None, limit: int | None = None) -
         if progress:
             progress(done, len(rows))
     total = len(rows)
-    return {"set": CROP_SET, "images": total, "listed": len(listed), "exact": _rate(exact, total), "within_one": _rate(within_one, total),
+    return {"set": CROP_SET, "images": total, "listed": len(listed), "exact": _rate(exact, total),
+            "within_one": _rate(within_one, total),
             "ms_per_image": round(1000 * elapsed / max(total, 1), 1)}

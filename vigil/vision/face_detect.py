@@ -90,7 +90,7 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 class FaceDetector:
     """BlazeFace detector: ``detect(image_bgr) -> list[Face]`` sorted by score."""
 
-    def __init__(self, model: Path, score_threshold: float = 0.6, iou_threshold: float = 0.3, threads: int = 2):
+    def __init__(self, model: Path, score_threshold: float = 0.7, iou_threshold: float = 0.3, threads: int = 2):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
