@@ -119,6 +119,30 @@ class RecordingConfig(Strict):
     max_size_gb: float | None = Field(None, gt=0)
 
 
+class CameraRecognition(Strict):
+    faces: bool = False  # match faces on person tracks against the watchlists
+    plates: bool = False  # read plates on vehicle tracks and match the hotlists
+
+
+class FaceRecognitionConfig(Strict):
+    threshold: float = Field(0.6, gt=0, lt=2)  # Euclidean distance on dlib 128-d (calibrated: vigil bench faces)
+    min_quality: float = Field(0.3, ge=0, le=1)
+    max_shots_per_track: int = Field(3, ge=1, le=20)
+    store_sightings: bool = False  # keep embeddings of unmatched faces for retrospective search
+
+
+class PlateRecognitionConfig(Strict):
+    region: str = "generic"  # plate format set used to resolve confusable characters
+    max_distance: float = Field(1.0, ge=0)  # hotlist match: edit distance, confusables cheaper
+    confusable_weight: float = Field(0.3, ge=0, le=1)
+    read_retention_hours: float = Field(72.0, gt=0)  # plate reads not on a hotlist
+
+
+class RecognitionConfig(Strict):
+    faces: FaceRecognitionConfig = Field(default_factory=FaceRecognitionConfig)
+    plates: PlateRecognitionConfig = Field(default_factory=PlateRecognitionConfig)
+
+
 class CameraConfig(Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     url: str
@@ -137,6 +161,7 @@ class CameraConfig(Strict):
     #: 3x3 image→ground-plane (metres) homography, row-major
     homography: list[list[float]] | None = None
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
+    recognition: CameraRecognition = Field(default_factory=CameraRecognition)
 
     @field_validator("homography")
     @classmethod
@@ -165,6 +190,7 @@ class Config(Strict):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    recognition: RecognitionConfig = Field(default_factory=RecognitionConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 import supervision as sv
 
@@ -53,8 +54,10 @@ class PipelineStats:
 class CameraPipeline:
     """Everything that runs per camera after decoding: motion gate, tracker, rules, heatmap."""
 
-    def __init__(self, camera: CameraConfig, tracker: TrackerConfig, motion_gate: bool = True) -> None:
+    def __init__(self, camera: CameraConfig, tracker: TrackerConfig, motion_gate: bool = True,
+                 enrichers: list[Enricher] | None = None) -> None:
         self.camera = camera
+        self.enrichers = enrichers or []
         self.gate = MotionGate() if motion_gate else None
         self.tracker = create_tracker(tracker, camera.id, fps=camera.fps)
         self.heatmap: DensityHeatmap | None = None
@@ -77,6 +80,10 @@ class CameraPipeline:
                                      frame.captured_at, frame.image)
         self.live = update.active
         output = self.rules.update(update.active, update.ended, frame.captured_at)
+        for enricher in self.enrichers:
+            output.events += enricher.process(frame, update)
+            if update.ended:
+                output.events += enricher.finish(update.ended, frame.captured_at)
         self.heatmap.add_tracks([t for t in update.active if t.state.value == "confirmed"])
         self.stats.frames += 1
         self.stats.detected += detections is not None
@@ -91,10 +98,21 @@ class CameraPipeline:
         if not ended and not self.live:
             return None
         output = self.rules.update([], ended, at)
+        for enricher in self.enrichers:
+            output.events += enricher.finish(ended, at)
         self.live = []
         return FrameResult(self.camera, None, TrackUpdate(sv.Detections.empty(), [], ended), output, False)
 
 
+class Enricher(Protocol):
+    """Per-camera work on tracks after tracking (faces, plates, colour); returns the events it raises."""
+
+    def process(self, frame: Frame, update: TrackUpdate) -> list[Event]: ...
+
+    def finish(self, ended: list[Track], at: datetime) -> list[Event]: ...
+
+
+EnricherFactory = Callable[[CameraConfig], list[Enricher]]
 ResultHook = Callable[[FrameResult], None]
 EventHook = Callable[[Event], None]
 
@@ -108,6 +126,7 @@ class Node:
     on_result: list[ResultHook] = field(default_factory=list)
     on_camera_event: list[EventHook] = field(default_factory=list)
     motion_gate: bool = True
+    enrichers: EnricherFactory | None = None  # builds each camera's enrichers (faces, plates)
     queue_size: int = 4
     start_time: datetime | None = None  # capture time of files' first frame (deterministic runs)
 
@@ -115,7 +134,10 @@ class Node:
         self._wakeup = threading.Event()
         self._stop = threading.Event()
         cameras = [c for c in self.config.cameras if c.enabled]
-        self.pipelines = {c.id: CameraPipeline(c, self.config.tracker, self.motion_gate) for c in cameras}
+        self.pipelines = {
+            c.id: CameraPipeline(c, self.config.tracker, self.motion_gate, self.enrichers(c) if self.enrichers else None)
+            for c in cameras
+        }
         self.readers = {
             c.id: StreamReader(c, on_event=self._camera_event, queue_size=self.queue_size, wakeup=self._wakeup,
                                start_time=self.start_time)
