@@ -134,10 +134,8 @@ class Node:
         self._wakeup = threading.Event()
         self._stop = threading.Event()
         cameras = [c for c in self.config.cameras if c.enabled]
-        self.pipelines = {
-            c.id: CameraPipeline(c, self.config.tracker, self.motion_gate, self.enrichers(c) if self.enrichers else None)
-            for c in cameras
-        }
+        make = self.enrichers or (lambda _camera: [])
+        self.pipelines = {c.id: CameraPipeline(c, self.config.tracker, self.motion_gate, make(c)) for c in cameras}
         self.readers = {
             c.id: StreamReader(c, on_event=self._camera_event, queue_size=self.queue_size, wakeup=self._wakeup,
                                start_time=self.start_time)
