@@ -174,6 +174,24 @@ def bench_faces(
     _emit(result, as_json, "faces")
 
 
+@bench_app.command("throughput")
+def bench_throughput(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    cameras: str = typer.Option("1,4,8,12,16,20,24", help="Camera counts to try, in order."),
+    seconds: float = typer.Option(10.0, help="Measured seconds per trial (after a 3 s warm-up)."),
+) -> None:
+    """N busy cameras in real time: CPU per camera-second (full vs decode-only), drops, max cameras, peak RSS."""
+    from vigil.bench.throughput import run_throughput_bench
+
+    try:
+        counts = [int(n) for n in cameras.split(",")]
+    except ValueError:
+        raise typer.BadParameter("--cameras must be a comma-separated list of integers") from None
+    with progress_bar() as bar:
+        result = run_throughput_bench(counts, seconds, progress=bar)
+    _emit(result, as_json, "throughput on vtest_h264.mp4")
+
+
 # ---------------------------------------------------------------- pipeline
 
 
