@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from vigil.analytics.crowd import CountSample, CrowdMonitor
+from vigil.analytics.crowd import CrowdMonitor
 from vigil.analytics.engine import RuleEngine
 from vigil.analytics.ground_truth import replay_tracks, scripted_walk
 from vigil.config import CameraConfig, CrowdRule
+from vigil.types import CountSample
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

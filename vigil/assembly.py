@@ -38,16 +38,15 @@ class Services:
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     _thread: threading.Thread | None = None
     _stop: asyncio.Event | None = None
-    _tasks: list[asyncio.Future] = field(default_factory=list)
 
     def start(self, jsonl: Path | None = None) -> Services:
         """Run the event loop thread with the outbox relay (and a JSON-lines sink when asked)."""
         self._thread = threading.Thread(target=self.loop.run_forever, name="vigil-events", daemon=True)
         self._thread.start()
         self._stop = self.call(_new_event())
-        self._tasks.append(self.spawn(self.relay.run(self._stop)))
+        self.spawn(self.relay.run(self._stop))
         if jsonl is not None:
-            self._tasks.append(self.spawn(run_sink(self.bus, JsonLinesSink(jsonl))))
+            self.spawn(run_sink(self.bus, JsonLinesSink(jsonl)))
         return self
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Future:
@@ -67,13 +66,21 @@ class Services:
             with contextlib.suppress(Exception):
                 self.call(asyncio.sleep(0.2))  # let subscribers drain what was just published
             self.loop.call_soon_threadsafe(self._stop.set)
-            for task in self._tasks:
-                task.cancel()
+            with contextlib.suppress(Exception):
+                self.call(_cancel_all(), timeout=5)
             with contextlib.suppress(Exception):
                 self.call(self.bus.close(), timeout=5)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(5)
         self.store.close()
+
+
+async def _cancel_all() -> None:
+    """Cancel every other task on this loop and wait for them to finish."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _new_event() -> asyncio.Event:

@@ -88,6 +88,17 @@ class Event:
     id: str = field(default_factory=new_event_id)
 
 
+@dataclass(frozen=True, slots=True)
+class CountSample:
+    """Objects of one label counted in one zone (None: the whole view) at one second of capture time."""
+
+    camera_id: str
+    at: datetime
+    zone: str | None
+    label: str
+    count: int
+
+
 @dataclass(slots=True)
 class Sighting:
     """What forensic search indexes: a track summary, a face, or a plate read."""

@@ -3,8 +3,8 @@
 ``RuleEngine`` (one per camera) is the entry point; the rule classes can be used alone.
 """
 
-from vigil.analytics.crowd import CountSample
 from vigil.analytics.engine import RuleEngine, RuleOutput
 from vigil.analytics.heatmap import DensityHeatmap
+from vigil.types import CountSample
 
 __all__ = ["CountSample", "DensityHeatmap", "RuleEngine", "RuleOutput"]

@@ -17,25 +17,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from vigil.config import CrowdRule
-from vigil.types import Event
+from vigil.types import CountSample, Event
 
 PERSON = "person"
 Scope = str | None  # a zone name, or None for the whole camera
-
-
-@dataclass(frozen=True, slots=True)
-class CountSample:
-    """How many objects of one label were in one zone (or the whole camera, ``zone=None``) at ``at``."""
-
-    camera_id: str
-    at: datetime
-    zone: str | None
-    label: str
-    count: int
 
 
 class CountSampler:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from vigil.analytics.behaviour import RunningDetector, StoppedDetector
-from vigil.analytics.crowd import PERSON, CountSample, CountSampler, CrowdMonitor
+from vigil.analytics.crowd import PERSON, CountSampler, CrowdMonitor
 from vigil.analytics.geometry import GroundMapper
 from vigil.analytics.heatmap import DensityHeatmap
 from vigil.analytics.lines import LineMonitor
@@ -26,7 +26,7 @@ from vigil.analytics.loitering import LoiteringDetector
 from vigil.analytics.zones import ZoneMonitor
 from vigil.config import CameraConfig
 from vigil.errors import ConfigError
-from vigil.types import Event, Track, TrackState
+from vigil.types import CountSample, Event, Track, TrackState
 
 
 @dataclass(slots=True)

@@ -12,9 +12,8 @@ import matplotlib
 import numpy as np
 import supervision as sv
 
-from vigil.analytics.crowd import CountSample
 from vigil.config import CameraConfig
-from vigil.types import Event, Track
+from vigil.types import CountSample, Event, Track
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

@@ -16,13 +16,13 @@ import cv2
 import numpy as np
 from rich.progress import Progress
 
-from vigil.analytics.crowd import CountSample
 from vigil.assembly import open_services
 from vigil.config import Config, load_config
 from vigil.demo.artefacts import AnnotatedVideo, counts_chart, draw_scene
 from vigil.errors import DataError
 from vigil.paths import data_root
 from vigil.runtime import FrameResult, Node
+from vigil.types import CountSample
 from vigil.vision.detector import create_detector
 
 DEMO_CONFIG = Path(__file__).with_name("vtest.yaml")

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event, make_url, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -69,7 +70,11 @@ class Base(DeclarativeBase):
     """Base of every ORM table. Named constraints keep later Alembic revisions portable (SQLite batch mode)."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType, list[Any]: JSONType}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONType,
+        list[Any]: JSONType,
+    }
 
 
 def utcnow() -> datetime:
@@ -108,14 +113,15 @@ def describe_url(url: str | URL) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for a resolved URL: SQLite in WAL mode with a busy timeout, PostgreSQL with pre-ping."""
+def make_engine(url: str, timeout_s: float = 5.0) -> Engine:
+    """An engine: SQLite in WAL mode waiting up to ``timeout_s`` for locks, PostgreSQL with pre-ping and a
+    ``timeout_s`` connect timeout."""
     sa_url = make_url(resolve_database_url(url))
     if sa_url.get_backend_name() == "sqlite":
         memory = sa_url.database in (None, "", ":memory:")
         engine = create_engine(
             sa_url,
-            connect_args={"timeout": 5.0, "check_same_thread": False},
+            connect_args={"timeout": timeout_s, "check_same_thread": False},
             poolclass=StaticPool if memory else None,
         )
 
@@ -129,7 +135,13 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(sa_url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 5})
+    return create_engine(
+        sa_url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        connect_args={"connect_timeout": max(1, round(timeout_s))},
+    )
 
 
 class Store:
@@ -173,14 +185,15 @@ class Store:
         self.close()
 
 
-def open_store(url: str, data_dir: Path | str | None = None, migrate: bool = True) -> Store:
+def open_store(url: str, data_dir: Path | str | None = None, migrate: bool = True, timeout_s: float = 5.0) -> Store:
     """Open the database at ``url`` (relative SQLite paths against ``data_dir``) and migrate it to head.
 
+    ``timeout_s`` bounds waiting for a SQLite lock or a PostgreSQL connection.
     Raises ``StoreError`` naming the database when it cannot be reached or migrated.
     """
     from vigil.store.migrations import upgrade_engine
 
-    engine = make_engine(resolve_database_url(url, data_dir))
+    engine = make_engine(resolve_database_url(url, data_dir), timeout_s)
     try:
         if migrate:
             upgrade_engine(engine)
@@ -189,8 +202,7 @@ def open_store(url: str, data_dir: Path | str | None = None, migrate: bool = Tru
                 conn.execute(text("SELECT 1"))
     except DBAPIError as exc:
         engine.dispose()
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        raise StoreError(f"database {describe_url(engine.url)}: cannot open ({reason})") from None
+        raise StoreError(f"database {describe_url(engine.url)}: cannot open ({_first_line(exc)})") from None
     return Store(engine)
 
 
@@ -223,3 +235,26 @@ def drop_database(url: str) -> None:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{sa_url.database}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+@contextlib.contextmanager
+def temporary_database(server_url: str, prefix: str = "vigil_test") -> Iterator[str]:
+    """A throw-away PostgreSQL database ``<prefix>_<random>`` on the server of ``server_url``, dropped afterwards.
+
+    Yields its URL. Raises ``StoreError`` when the server cannot be reached.
+    """
+    sa_url = make_url(resolve_database_url(server_url)).set(database=f"{prefix}_{os.urandom(5).hex()}")
+    url = sa_url.render_as_string(hide_password=False)
+    try:
+        create_database(url)
+    except DBAPIError as exc:
+        raise StoreError(f"database server {describe_url(sa_url)}: unreachable ({_first_line(exc)})") from None
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+def _first_line(exc: DBAPIError) -> str:
+    text_ = str(exc.orig or exc).strip()
+    return text_.splitlines()[0] if text_ else type(exc).__name__

@@ -1,0 +1,183 @@
+"""Outbox: persisted first, then published; bus and database outages delay events but lose none (DESIGN §7).
+
+Runs on SQLite and on real PostgreSQL. The database outage is real: PostgreSQL refuses connections to the
+throw-away database (ALLOW_CONNECTIONS false, backends terminated); SQLite is held under an exclusive lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, make_url, select, text
+
+from vigil.events.bus import BusUnavailable, InProcessBus
+from vigil.events.outbox import EventWriter, OutboxRelay
+from vigil.store.db import Store, StoreError, open_store, temporary_database
+from vigil.store.events import EventStore
+from vigil.store.migrations import downgrade
+from vigil.store.schema import OutboxRow
+from vigil.types import Event
+
+PG_SERVER = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    try:
+        with temporary_database(PG_SERVER) as url:
+            yield make_url(url).set(password="hunter2").render_as_string(hide_password=False)  # trust auth ignores it
+    except StoreError as exc:
+        pytest.skip(f"PostgreSQL not reachable ({exc}); set VIGIL_TEST_POSTGRES")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'vigil.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+        downgrade(url)
+    with open_store(url, timeout_s=0.3) as opened:
+        yield opened
+
+
+class SwitchableBus(InProcessBus):
+    """The real in-process bus, with a switch that makes it refuse publishes (a bus outage)."""
+
+    def __init__(self) -> None:
+        super().__init__(queue_size=10_000)
+        self.down = False
+        self.refused = 0
+
+    async def publish(self, event: Event) -> None:
+        if self.down:
+            self.refused += 1
+            raise BusUnavailable("bus down (test outage)")
+        await super().publish(event)
+
+
+@contextlib.contextmanager
+def database_outage(store: Store) -> Iterator[None]:
+    """Make the store's database refuse writes (SQLite) or connections (PostgreSQL) for the block."""
+    url = store.engine.url
+    if store.dialect == "sqlite":
+        locker = sqlite3.connect(url.database, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        return
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    name = url.database
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+        yield
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+
+
+def outbox_order(store: Store) -> list[str]:
+    with store.session() as session:
+        return list(session.scalars(select(OutboxRow.event_id).order_by(OutboxRow.id)))
+
+
+def make_events(n: int, start: int = 0) -> list[Event]:
+    return [Event("zone_enter", "cam1", T0 + timedelta(seconds=start + i), payload={"n": start + i}) for i in range(n)]
+
+
+async def collect(sub, n: int, timeout: float = 10.0) -> list[Event]:  # type: ignore[no-untyped-def]
+    out: list[Event] = []
+    async with asyncio.timeout(timeout):
+        async for event in sub:
+            out.append(event)
+            if len(out) == n:
+                break
+    return out
+
+
+def test_bus_outage_loses_nothing_and_keeps_order(store: Store) -> None:
+    async def scenario() -> None:
+        bus = SwitchableBus()
+        received = bus.subscribe()
+        relay = OutboxRelay(store, bus, poll_interval_s=0.05, max_backoff_s=0.2)
+        writer = EventWriter(EventStore(store), on_written=relay.notify)
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        events = make_events(60)
+        for event in events[:20]:
+            assert await asyncio.to_thread(writer.write, event)
+        await asyncio.sleep(0.2)
+        bus.down = True
+        for event in events[20:50]:
+            assert await asyncio.to_thread(writer.write, event)  # persisted even though the bus is down
+        await asyncio.sleep(0.6)  # the relay keeps retrying meanwhile
+        assert bus.refused >= 2
+        assert relay.pending() == 30
+        bus.down = False
+        for event in events[50:]:
+            await asyncio.to_thread(writer.write, event)
+        got = await collect(received, 60)
+        stop.set()
+        await task
+        assert [e.id for e in got] == [e.id for e in events]  # all, once, in order
+        assert [e.payload["n"] for e in got] == list(range(60))
+        assert relay.pending() == 0 and relay.published == 60
+        await asyncio.sleep(0.1)
+        assert received.pending == 0  # nothing published twice
+        with store.session() as session:
+            retried = session.scalar(select(OutboxRow.attempts).where(OutboxRow.event_id == events[20].id))
+        assert retried is not None and retried >= 2
+
+    asyncio.run(scenario())
+
+
+def test_database_outage_buffers_in_memory_then_writes_in_order(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    writer = EventWriter(EventStore(store), retry_interval_s=60.0)
+    events = make_events(26)
+    for event in events[:5]:
+        assert writer.write(event)
+    with caplog.at_level(logging.ERROR, logger="vigil.events.outbox"), database_outage(store):
+        for event in events[5:25]:
+            assert not writer.write(event)  # only the first tries the database: retries wait retry_interval_s
+        assert writer.buffered == 20
+        assert writer.flush() == 0
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors  # one clear line per outage, not one per event
+    assert store.url.split("@")[-1] in errors[0] and "hunter2" not in errors[0]
+    assert writer.flush() == 20  # database back: the buffer is written in order
+    assert writer.write(events[25])
+    assert writer.buffered == 0 and writer.dropped == 0
+    assert outbox_order(store) == [e.id for e in events]
+
+    async def publish() -> list[Event]:
+        bus = InProcessBus()
+        sub = bus.subscribe()
+        assert await OutboxRelay(store, bus).publish_pending() == 26
+        return await collect(sub, 26)
+
+    assert [e.id for e in asyncio.run(publish())] == [e.id for e in events]
+
+
+def test_full_buffer_drops_oldest_and_counts(store: Store) -> None:
+    writer = EventWriter(EventStore(store), max_buffer=5, retry_interval_s=60.0)
+    events = make_events(8)
+    with database_outage(store):
+        for event in events:
+            writer.write(event)
+    assert writer.dropped == 3
+    assert writer.flush() == 5
+    assert outbox_order(store) == [e.id for e in events[3:]]
