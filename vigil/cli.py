@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from vigil.errors import VigilError
+from vigil.governance.commands import audit_app, authorisations_app, users_app
 
 app = typer.Typer(help="Vigil: open, accountable video analytics for city CCTV.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -20,6 +21,9 @@ bench_app = typer.Typer(help="Benchmarks and evaluations on real data (machine-r
                         no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
+app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
+app.add_typer(authorisations_app, name="authorisations")
 
 console = Console(stderr=True)
 out = Console()

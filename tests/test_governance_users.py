@@ -1,0 +1,172 @@
+"""Users, roles and camera grants, login throttling and sessions — on SQLite and real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import select
+
+from vigil.governance.audit import AuditLog
+from vigil.governance.errors import PermissionDenied, UserError
+from vigil.governance.keys import AuditSigner
+from vigil.governance.roles import PERMISSIONS, ROLES
+from vigil.governance.schema import SessionRow, UserRow
+from vigil.governance.users import BAD_CREDENTIALS, UserStore
+from vigil.store.db import Store, StoreError, open_store, temporary_database
+from vigil.store.migrations import downgrade, upgrade
+
+PG_SERVER = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # real argon2id, test-sized
+
+
+class Clock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    try:
+        with temporary_database(PG_SERVER, prefix="vigil_test_users") as url:
+            yield url
+    except StoreError as exc:
+        pytest.skip(f"PostgreSQL not reachable ({exc}); set VIGIL_TEST_POSTGRES")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'vigil.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+        downgrade(url)
+    upgrade(url, "heads")
+    with open_store(url, migrate=False) as opened:
+        yield opened
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def users(store: Store, clock: Clock) -> UserStore:
+    audit = AuditLog(store, AuditSigner.generate(), clock=clock)
+    return UserStore(store, audit, hasher=FAST_HASHER, clock=clock)
+
+
+def test_permission_matrix_and_camera_grants(users: UserStore) -> None:
+    op = users.create("olive", "op-password", "operator", "admin1", cameras=["cam1", "cam2"])
+    inv = users.create("ivan", "inv-password", "investigator", "admin1", cameras=["*"])
+    aud = users.create("audrey", "aud-password", "auditor", "admin1", cameras=["*"])
+    adm = users.create("adam", "adm-password", "admin", "admin1", cameras=["*"])
+    assert users.can_view_video(op, "cam1") and users.can_view_video(op, "cam2")
+    assert not users.can_view_video(op, "cam3")  # not granted
+    assert not users.can_view_video(op, "cam1", "video.playback")  # operators watch live only
+    assert users.can_view_video(inv, "cam9", "video.playback") and not users.can_view_video(inv, "cam9")
+    for no_video in (aud, adm):  # every camera granted, still no video: the role decides
+        assert not users.can_view_video(no_video, "cam1")
+        assert not users.can_view_video(no_video, "cam1", "video.playback")
+    assert users.can(aud, "audit.read") and not users.can(aud, "search") and not users.can(aud, "export")
+    assert users.can(adm, "users.manage") and not users.can(adm, "audit.read")
+    assert not users.can(op, "authorisation.approve") and not users.can(inv, "authorisation.approve")
+    with pytest.raises(PermissionDenied, match=r"role 'auditor' of 'audrey' does not allow video\.live"):
+        users.require(aud, "video.live", "cam1")
+    with pytest.raises(PermissionDenied, match="no access to camera 'cam3'"):
+        users.require(op, "video.live", "cam3")
+    users.require(op, "video.live", "cam2")
+    with pytest.raises(UserError, match=r"unknown permission 'video\.watch'"):
+        users.can(op, "video.watch")
+    assert {p for p in PERMISSIONS if users.can(op, p)} == {"events.read", "events.ack", "video.live"}
+    watchers = {role for role in ROLES
+                if users.can(users.create(f"x-{role}", "x-password", role, "admin1", cameras=["*"]), "video.live")}
+    assert watchers == {"operator", "supervisor"}
+
+
+def test_user_changes_are_validated_and_audited(users: UserStore) -> None:
+    users.create("sam", "sup-password", "supervisor", "admin1", cameras=["cam1"], display_name="Sam S")
+    with pytest.raises(UserError, match="user 'sam' already exists"):
+        users.create("sam", "another-pass", "operator", "admin1")
+    with pytest.raises(UserError, match="unknown role 'boss'"):
+        users.create("bob", "bob-password", "boss", "admin1")
+    with pytest.raises(UserError, match="too short"):
+        users.create("bob", "short", "operator", "admin1")
+    with pytest.raises(UserError, match="bad username"):
+        users.create("Bob Smith", "bob-password", "operator", "admin1")
+    with pytest.raises(UserError, match="no user 'nobody'"):
+        users.update("nobody", "admin1", role="auditor")
+    users.update("sam", "admin1", role="investigator", password="new-password-1")
+    users.grant_cameras("sam", ["cam1", "cam4", "cam1"], "admin1")
+    users.disable("sam", "admin1", reason="left the unit")
+    assert users.get("sam").disabled and users.get("sam").cameras == ("cam1", "cam4")
+    trail = list(reversed(users.audit.entries(object_prefix="user:sam")))
+    assert [e.action for e in trail] == ["user.create", "user.update", "user.update", "user.disable"]
+    assert trail[0].details == {"role": "supervisor", "cameras": ["cam1"]} and trail[0].actor == "admin1"
+    assert trail[1].details == {"role": {"from": "supervisor", "to": "investigator"}, "password": "changed"}
+    assert trail[2].details == {"cameras": {"from": ["cam1"], "to": ["cam1", "cam4"]}}
+    assert all("argon2" not in e.details_json and "new-password" not in e.details_json for e in trail)
+    assert users.audit.verify().ok
+    assert [u.username for u in users.list_users()] == ["sam"]
+
+
+def test_login_throttling_locks_out_with_growing_delay(users: UserStore, clock: Clock) -> None:
+    users.create("olive", "right-password", "operator", "admin1", cameras=["cam1"])
+    assert users.authenticate("olive", "right-password").username == "olive"
+    for _ in range(4):
+        assert users.login("olive", "wrong").reason == BAD_CREDENTIALS
+    fifth = users.login("olive", "wrong")
+    assert fifth.user is None and "locked for 30 s" in fifth.reason
+    locked = users.login("olive", "right-password")  # the right password does not help while locked
+    assert locked.user is None and "locked until 2024-05-01 12:00:30" in locked.reason
+    assert locked.retry_after_s == pytest.approx(30)
+    clock.now += timedelta(seconds=30)
+    assert "locked for 60 s" in users.login("olive", "wrong").reason  # the lock doubles
+    clock.now += timedelta(seconds=59)
+    assert not users.login("olive", "right-password").ok
+    clock.now += timedelta(seconds=1)
+    assert users.login("olive", "right-password").ok  # and a success resets the count
+    assert "locked" not in users.login("olive", "wrong").reason
+    assert users.login("nobody", "whatever").reason == BAD_CREDENTIALS  # no hint that the user does not exist
+    users.disable("olive", "admin1")
+    assert users.login("olive", "right-password").reason == "account 'olive' is disabled"
+    actions = [e.action for e in users.audit.entries(object_prefix="user:olive", limit=100)]
+    assert actions.count("user.login_failed") == 7 and actions.count("user.login_refused") == 3
+    assert actions.count("user.login") == 2
+
+
+def test_sessions_expire_revoke_and_store_only_a_digest(users: UserStore, clock: Clock, store: Store) -> None:
+    inv = users.create("ivan", "inv-password", "investigator", "admin1", cameras=["*"])
+    token = users.create_session(inv, ttl=timedelta(minutes=10))
+    other = users.create_session(inv)
+    assert users.verify_session(token).username == "ivan"
+    with store.session() as session:
+        stored = session.scalars(select(SessionRow.token_sha256)).all()
+        assert token not in stored and len(stored) == 2 and all(len(s) == 64 for s in stored)
+        assert session.scalars(select(UserRow.password_hash)).one().startswith("$argon2id$")
+    clock.now += timedelta(minutes=10)
+    assert users.verify_session(token) is None  # expired exactly at its end
+    assert users.verify_session(other) is not None
+    assert users.revoke_session(other) and not users.revoke_session(other)
+    assert users.verify_session(other) is None and users.verify_session("made-up") is None
+    third = users.create_session(inv)
+    users.disable("ivan", "admin1")
+    assert users.verify_session(third) is None
+    users.enable("ivan", "admin1")
+    assert users.verify_session(third) is None  # disabling ended it for good
+
+
+def test_default_argon2_parameters(store: Store) -> None:
+    users = UserStore(store, AuditLog(store, AuditSigner.generate()))
+    users.create("dana", "a-long-passphrase", "admin", "setup")
+    assert users.authenticate("dana", "a-long-passphrase") is not None
+    assert users.authenticate("dana", "a-long-passphrasE") is None
