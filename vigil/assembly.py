@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,12 @@ from vigil.events.bus import Bus, InProcessBus
 from vigil.events.outbox import EventWriter, OutboxRelay
 from vigil.events.sinks import JsonLinesSink, run_sink
 from vigil.events.store_sink import StoreSink
+from vigil.sources.opening import is_live
+from vigil.sources.recorder import Recorder
 from vigil.store.db import Store, open_store
 from vigil.store.events import EventStore
+from vigil.store.recordings import RecordingIndex
+from vigil.store.retention import Retention, RetentionPolicy
 from vigil.store.snapshots import SnapshotStore
 
 
@@ -35,6 +40,9 @@ class Services:
     bus: Bus
     relay: OutboxRelay
     sink: StoreSink
+    recordings: RecordingIndex
+    retention: Retention
+    recorders: dict[str, Recorder] = field(default_factory=dict)
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     _thread: threading.Thread | None = None
     _stop: asyncio.Event | None = None
@@ -45,9 +53,21 @@ class Services:
         self._thread.start()
         self._stop = self.call(_new_event())
         self.spawn(self.relay.run(self._stop))
+        self.spawn(self._retention_loop())
         if jsonl is not None:
             self.spawn(run_sink(self.bus, JsonLinesSink(jsonl)))
         return self
+
+    async def _retention_loop(self) -> None:
+        """Apply retention every ``retention.interval_s`` (first run at start), off the event loop."""
+        while not self._stop.is_set():
+            await asyncio.to_thread(self.retention.run)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.config.retention.interval_s)
+
+    def packet_hooks(self) -> dict[str, Callable]:
+        """Camera id → the recorder's packet hook, for ``Node(packet_hooks=...)``."""
+        return {camera_id: recorder.on_packet for camera_id, recorder in self.recorders.items()}
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Future:
         """Run a coroutine on the services' loop (from any thread)."""
@@ -58,7 +78,9 @@ class Services:
         return self.spawn(coroutine).result(timeout)
 
     def close(self) -> None:
-        """Write what is buffered, publish the whole outbox, then stop the loop and the database."""
+        """Close recordings, write what is buffered, publish the whole outbox, then stop the loop and database."""
+        for recorder in self.recorders.values():
+            recorder.close()
         self.writer.flush()
         if self._thread is not None:
             with contextlib.suppress(Exception):
@@ -87,8 +109,11 @@ async def _new_event() -> asyncio.Event:
     return asyncio.Event()
 
 
-def open_services(config: Config) -> Services:
-    """The default single-node backends: the configured database, in-process bus, snapshots in data_dir."""
+def open_services(config: Config, start_time: datetime | None = None) -> Services:
+    """The default single-node backends: the configured database, in-process bus, snapshots, recordings.
+
+    ``start_time``: the capture time of files' first frame, when the node is given one (as the reader).
+    """
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config.store.database, data_dir=config.data_dir)
     events = EventStore(store)
@@ -97,5 +122,16 @@ def open_services(config: Config) -> Services:
     writer = EventWriter(events, on_written=relay.notify)
     relay.writer = writer
     snapshots = SnapshotStore(config.data_dir)
-    sink = StoreSink(events, writer, snapshots if config.store.snapshots else None, config.tracker.confirm_hits)
-    return Services(config, store, events, writer, snapshots, bus, relay, sink)
+    recordings = RecordingIndex(store, config.data_dir)
+    policy = RetentionPolicy.from_cameras(config.cameras, class_ages_hours=config.retention.class_ages_hours())
+    retention = Retention(recordings, policy)
+    min_free = int(config.retention.min_free_gb * 1e9)
+    recorders = {
+        camera.id: Recorder(camera.id, recordings, camera.recording,
+                            start_time=None if is_live(camera.url) else start_time,
+                            free_space=lambda: retention.free_space(min_free))
+        for camera in config.cameras if camera.enabled and camera.recording.mode != "off"
+    }
+    sink = StoreSink(events, writer, snapshots if config.store.snapshots else None, config.tracker.confirm_hits,
+                     recorders)
+    return Services(config, store, events, writer, snapshots, bus, relay, sink, recordings, retention, recorders)

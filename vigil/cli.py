@@ -196,6 +196,20 @@ def bench_throughput(
     _emit(result, as_json, "throughput on vtest_h264.mp4")
 
 
+@bench_app.command("recording")
+def bench_recording(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    seconds: float = typer.Option(20.0, help="Seconds of generated H.264 per resolution."),
+) -> None:
+    """CPU per recorded camera at 720p and 1080p (remux vs decode, side by side) and write throughput."""
+    from vigil.bench.recording import run_recording_bench
+
+    with progress_bar() as bar:
+        task = bar.add_task("recording", total=None)
+        result = run_recording_bench(seconds, progress=lambda message: bar.update(task, description=message))
+    _emit(result, as_json, "recording")
+
+
 # ---------------------------------------------------------------- pipeline
 
 
@@ -234,7 +248,7 @@ def run(config_path: Path = typer.Option(..., "-c", "--config", help="YAML confi
 
     config = load_config(config_path)
     services = open_services(config).start()
-    node = Node(config, create_detector(config.detector))
+    node = Node(config, create_detector(config.detector), packet_hooks=services.packet_hooks())
     node.on_result.append(services.sink)
     node.on_camera_event.append(services.sink.camera_event)
     for sig in (signal.SIGINT, signal.SIGTERM):

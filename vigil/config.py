@@ -185,12 +185,29 @@ class StoreConfig(Strict):
     snapshots: bool = True
 
 
+class RetentionConfig(Strict):
+    """Maximum ages per data class (hours; None: no age limit) and the disk-full threshold."""
+
+    continuous_hours: float | None = Field(None, gt=0)
+    event_clips_hours: float | None = Field(None, gt=0)
+    snapshots_hours: float | None = Field(None, gt=0)
+    events_hours: float | None = Field(None, gt=0)
+    sightings_hours: float | None = Field(None, gt=0)
+    min_free_gb: float = Field(2.0, ge=0)
+    interval_s: float = Field(300.0, gt=0)
+
+    def class_ages_hours(self) -> dict[str, float]:
+        return {name.removesuffix("_hours"): value for name, value in self.model_dump().items()
+                if name.endswith("_hours") and value}
+
+
 class Config(Strict):
     data_dir: Path = Path("vigil-data")
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     recognition: RecognitionConfig = Field(default_factory=RecognitionConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -129,6 +129,7 @@ class Node:
     enrichers: EnricherFactory | None = None  # builds each camera's enrichers (faces, plates)
     queue_size: int = 4
     start_time: datetime | None = None  # capture time of files' first frame (deterministic runs)
+    packet_hooks: dict[str, Callable] = field(default_factory=dict)  # camera id → recorder.on_packet
 
     def __post_init__(self) -> None:
         self._wakeup = threading.Event()
@@ -137,8 +138,8 @@ class Node:
         make = self.enrichers or (lambda _camera: [])
         self.pipelines = {c.id: CameraPipeline(c, self.config.tracker, self.motion_gate, make(c)) for c in cameras}
         self.readers = {
-            c.id: StreamReader(c, on_event=self._camera_event, queue_size=self.queue_size, wakeup=self._wakeup,
-                               start_time=self.start_time)
+            c.id: StreamReader(c, on_event=self._camera_event, on_packet=self.packet_hooks.get(c.id),
+                               queue_size=self.queue_size, wakeup=self._wakeup, start_time=self.start_time)
             for c in cameras
         }
         self.inference_s = 0.0

@@ -66,8 +66,8 @@ def run_demo(out_dir: Path, progress: Progress | None = None) -> DemoSummary:
         shutil.rmtree(out_dir)
     config = demo_config(out_dir, video)
     camera = config.cameras[0]
-    services = open_services(config).start(jsonl=out_dir / "events.jsonl")
-    node = Node(config, create_detector(config.detector), start_time=DEMO_START)
+    services = open_services(config, start_time=DEMO_START).start(jsonl=out_dir / "events.jsonl")
+    node = Node(config, create_detector(config.detector), start_time=DEMO_START, packet_hooks=services.packet_hooks())
     annotated = AnnotatedVideo(out_dir / "annotated.mp4", camera, camera.fps)
     summary = DemoSummary(out_dir)
     samples: list[CountSample] = []
@@ -108,6 +108,7 @@ def run_demo(out_dir: Path, progress: Progress | None = None) -> DemoSummary:
         "events database": out_dir / "vigil.db",
         "event log": out_dir / "events.jsonl",
         "snapshots": out_dir / "snapshots",
+        "recordings": out_dir / "recordings",
     }
     return summary
 

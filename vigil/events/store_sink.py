@@ -7,9 +7,11 @@ counts and the summaries of ended tracks (with the zones they visited and a thum
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from vigil.events.outbox import EventWriter
+from vigil.sources.recorder import Recorder
 from vigil.store.events import EventStore, summarise_track
 from vigil.store.snapshots import SnapshotStore
 from vigil.types import Event, TrackState
@@ -22,8 +24,9 @@ class StoreSink:
     """A ``Node.on_result`` hook writing events, counts and track summaries to the store."""
 
     def __init__(self, events: EventStore, writer: EventWriter, snapshots: SnapshotStore | None,
-                 confirm_hits: int = 3) -> None:
+                 confirm_hits: int = 3, recorders: Mapping[str, Recorder] | None = None) -> None:
         self.events = events
+        self.recorders = recorders or {}
         self.writer = writer
         self.snapshots = snapshots
         self.confirm_hits = confirm_hits
@@ -33,7 +36,10 @@ class StoreSink:
     def __call__(self, result: FrameResult) -> None:
         camera_id = result.camera.id
         boxes = {t.track_id: t for t in result.update.active}
+        recorder = self.recorders.get(camera_id)
         for event in result.output.events:
+            if recorder is not None:
+                event.clip = str(recorder.mark_event(event.at))  # a reference to segments, nothing copied
             if event.kind == "zone_enter" and event.track_id is not None and event.zone:
                 self._visited[(camera_id, event.track_id)].add(event.zone)
             if self.snapshots is not None and result.frame is not None:
