@@ -21,13 +21,18 @@ from vigil.events.bus import Bus, InProcessBus
 from vigil.events.outbox import EventWriter, OutboxRelay
 from vigil.events.sinks import JsonLinesSink, run_sink
 from vigil.events.store_sink import StoreSink
+from vigil.governance.gate import AuthorisationGate
+from vigil.governance.service import Governance, open_governance
 from vigil.sources.opening import is_live
 from vigil.sources.recorder import Recorder
 from vigil.store.db import Store, open_store
 from vigil.store.events import EventStore
+from vigil.store.lists import ListStore
 from vigil.store.recordings import RecordingIndex
 from vigil.store.retention import Retention, RetentionPolicy
+from vigil.store.sightings import SightingStore
 from vigil.store.snapshots import SnapshotStore
+from vigil.vision.enrichers import RecognitionEnrichers, recognition_enrichers
 
 
 @dataclass
@@ -42,6 +47,9 @@ class Services:
     sink: StoreSink
     recordings: RecordingIndex
     retention: Retention
+    governance: Governance
+    lists: ListStore
+    sightings: SightingStore
     recorders: dict[str, Recorder] = field(default_factory=dict)
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     _thread: threading.Thread | None = None
@@ -58,10 +66,22 @@ class Services:
             self.spawn(run_sink(self.bus, JsonLinesSink(jsonl)))
         return self
 
+    def enrichers(self) -> RecognitionEnrichers:
+        """Each camera's recognition enrichers for ``Node(enrichers=...)``; live face matching is on only
+        inside an approved ``live_face_match`` authorisation's window (DESIGN §6)."""
+        return recognition_enrichers(self.config, self.lists, self.sightings,
+                                     self.snapshots if self.config.store.snapshots else None,
+                                     face_allowed=AuthorisationGate(self.governance.authorisations))
+
+    def apply_retention(self) -> None:
+        """One retention pass: recordings, snapshots and events by age and size, then expired plate reads."""
+        self.retention.run()
+        self.sightings.purge_expired_plate_reads()
+
     async def _retention_loop(self) -> None:
         """Apply retention every ``retention.interval_s`` (first run at start), off the event loop."""
         while not self._stop.is_set():
-            await asyncio.to_thread(self.retention.run)
+            await asyncio.to_thread(self.apply_retention)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.config.retention.interval_s)
 
@@ -134,4 +154,9 @@ def open_services(config: Config, start_time: datetime | None = None) -> Service
     }
     sink = StoreSink(events, writer, snapshots if config.store.snapshots else None, config.tracker.confirm_hits,
                      recorders)
-    return Services(config, store, events, writer, snapshots, bus, relay, sink, recordings, retention, recorders)
+    governance = open_governance(store, config.data_dir)
+    lists = ListStore(store, config.data_dir)
+    sightings = SightingStore(store, config.recognition.plates.read_retention_hours, config.data_dir,
+                              lists.hotlist_texts, face_threshold=config.recognition.faces.threshold)
+    return Services(config, store, events, writer, snapshots, bus, relay, sink, recordings, retention, governance,
+                    lists, sightings, recorders)

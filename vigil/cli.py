@@ -13,6 +13,7 @@ from rich.table import Table
 
 from vigil.errors import VigilError
 from vigil.governance.commands import audit_app, authorisations_app, users_app
+from vigil.recognition_commands import lists_app, search_app
 
 app = typer.Typer(help="Vigil: open, accountable video analytics for city CCTV.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -24,6 +25,8 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(authorisations_app, name="authorisations")
+app.add_typer(lists_app, name="lists")
+app.add_typer(search_app, name="search")
 
 console = Console(stderr=True)
 out = Console()
@@ -248,7 +251,8 @@ def run(config_path: Path = typer.Option(..., "-c", "--config", help="YAML confi
 
     config = load_config(config_path)
     services = open_services(config).start()
-    node = Node(config, create_detector(config.detector), packet_hooks=services.packet_hooks())
+    node = Node(config, create_detector(config.detector), packet_hooks=services.packet_hooks(),
+                enrichers=services.enrichers())
     node.on_result.append(services.sink)
     node.on_camera_event.append(services.sink.camera_event)
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -24,6 +24,17 @@ CURVE_THRESHOLD = 0.05  # low enough to trace the whole precision/recall curve
 TIMING_FRAMES = 60
 
 
+def drop_ignored(found: sv.Detections, truth: sv.Detections, ignored: sv.Detections) -> sv.Detections:
+    """Remove detections of the ground truth's "ignore" marks (IoU ≥ 0.5 with one, and no real box):
+    as in MOT and COCO evaluation, they count neither as hits nor as false alarms."""
+    if len(found) == 0 or len(ignored) == 0:
+        return found
+    on_ignored = sv.box_iou_batch(found.xyxy, ignored.xyxy).max(axis=1) >= 0.5
+    if len(truth):
+        on_ignored &= sv.box_iou_batch(found.xyxy, truth.xyxy).max(axis=1) < 0.5
+    return found[~on_ignored]
+
+
 def time_detector(images: list[np.ndarray], threads: int) -> float:
     """Milliseconds per frame for one image at a time, after a warm-up."""
     detector = NanoDetDetector(DetectorConfig(classes=["person"]), threads=threads)
@@ -67,6 +78,8 @@ def run_detection_bench(max_frames: int | None = None, image_path: Path | None =
     truth = truth[: len(predictions)]
     for detections in truth:  # supervision needs matching class ids; MOT ids are not classes
         detections.tracker_id = None
+    ignored = load_mot_ground_truth(gt_path, num_frames=795, ignored=True)
+    predictions = [drop_ignored(p, t, i) for p, t, i in zip(predictions, truth, ignored, strict=False)]
     m_ap = MeanAveragePrecision().update(predictions, truth).compute()
     thresholded = [p[p.confidence >= config.score_threshold] for p in predictions]
     precision = float(Precision().update(thresholded, truth).compute().precision_at_50)

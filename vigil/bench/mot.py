@@ -35,10 +35,11 @@ def pets09_paths() -> tuple[Path, Path]:
     return data_file(PETS09_VIDEO), data_file(PETS09_GROUND_TRUTH)
 
 
-def load_mot_ground_truth(path: Path, num_frames: int | None = None) -> list[sv.Detections]:
+def load_mot_ground_truth(path: Path, num_frames: int | None = None, ignored: bool = False) -> list[sv.Detections]:
     """Read a MOT ``gt.txt`` (``frame,id,x,y,w,h,conf,…``); item ``i`` holds frame ``i + 1``.
 
-    Boxes with ``conf == 0`` are "ignore" marks and are dropped, as MOT15 evaluation does.
+    Boxes with ``conf == 0`` are "ignore" marks and are dropped, as MOT15 evaluation does; with
+    ``ignored=True`` only those marks are returned (a detection on one is neither right nor wrong).
     Without ``num_frames`` the sequence ends at the last annotated frame.
     """
     try:
@@ -47,7 +48,7 @@ def load_mot_ground_truth(path: Path, num_frames: int | None = None) -> list[sv.
         raise DataError(f"{path}: not a readable MOT ground-truth file ({exc})") from None
     if rows.size and rows.shape[1] < 7:
         raise DataError(f"{path}: MOT rows need at least 7 columns (frame,id,x,y,w,h,conf), found {rows.shape[1]}")
-    rows = rows[rows[:, 6] != 0] if rows.size else rows.reshape(0, 7)
+    rows = rows[(rows[:, 6] == 0) == ignored] if rows.size else rows.reshape(0, 7)
     frames = rows[:, 0].astype(int)
     total = num_frames if num_frames is not None else int(frames.max(initial=0))
     sequence = []

@@ -67,7 +67,8 @@ def run_demo(out_dir: Path, progress: Progress | None = None) -> DemoSummary:
     config = demo_config(out_dir, video)
     camera = config.cameras[0]
     services = open_services(config, start_time=DEMO_START).start(jsonl=out_dir / "events.jsonl")
-    node = Node(config, create_detector(config.detector), start_time=DEMO_START, packet_hooks=services.packet_hooks())
+    node = Node(config, create_detector(config.detector), start_time=DEMO_START, packet_hooks=services.packet_hooks(),
+                enrichers=services.enrichers())
     annotated = AnnotatedVideo(out_dir / "annotated.mp4", camera, camera.fps)
     summary = DemoSummary(out_dir)
     samples: list[CountSample] = []
