@@ -23,6 +23,7 @@ from vigil.events.sinks import JsonLinesSink, run_sink
 from vigil.events.store_sink import StoreSink
 from vigil.governance.gate import AuthorisationGate
 from vigil.governance.service import Governance, open_governance
+from vigil.sources.masks import PrivacyMasker
 from vigil.sources.opening import is_live
 from vigil.sources.recorder import Recorder
 from vigil.store.db import Store, open_store
@@ -149,7 +150,8 @@ def open_services(config: Config, start_time: datetime | None = None) -> Service
     recorders = {
         camera.id: Recorder(camera.id, recordings, camera.recording,
                             start_time=None if is_live(camera.url) else start_time,
-                            free_space=lambda: retention.free_space(min_free))
+                            free_space=lambda: retention.free_space(min_free),
+                            masker=PrivacyMasker(camera.privacy_masks))
         for camera in config.cameras if camera.enabled and camera.recording.mode != "off"
     }
     sink = StoreSink(events, writer, snapshots if config.store.snapshots else None, config.tracker.confirm_hits,

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from vigil.errors import VigilError
 from vigil.governance.commands import audit_app, authorisations_app, users_app
+from vigil.governance.evidence_commands import export_app, report_app
 from vigil.recognition_commands import lists_app, search_app
 
 app = typer.Typer(help="Vigil: open, accountable video analytics for city CCTV.", no_args_is_help=True,
@@ -27,6 +28,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(authorisations_app, name="authorisations")
 app.add_typer(lists_app, name="lists")
 app.add_typer(search_app, name="search")
+app.add_typer(export_app, name="export")
+app.add_typer(report_app, name="report")
 
 console = Console(stderr=True)
 out = Console()

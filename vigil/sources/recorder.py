@@ -36,6 +36,7 @@ from typing import BinaryIO
 import av
 
 from vigil.config import RecordingConfig
+from vigil.sources.masks import PrivacyMasker
 from vigil.store.recordings import ClipRef, RecordingIndex, Segment, segment_relpath
 
 log = logging.getLogger(__name__)
@@ -87,9 +88,12 @@ class Recorder:
         free_space: Callable[[], int] | None = None,
         resume_after_s: float = 10.0,
         transcode_preset: str = "ultrafast",
+        masker: PrivacyMasker | None = None,
     ) -> None:
         """``start_time``: capture time of a file's first packet (None: live, wall clock).
-        ``free_space()``: called on a full disk, returns bytes freed (e.g. ``Retention.free_space``)."""
+        ``free_space()``: called on a full disk, returns bytes freed (e.g. ``Retention.free_space``).
+        ``masker``: the camera's privacy masks. A masked camera cannot be recorded by copying its packets:
+        they hold what the masks hide. Its frames are decoded, masked and encoded (libx264), which costs CPU."""
         self.camera_id = camera_id
         self.index = index
         self.config = config
@@ -97,6 +101,7 @@ class Recorder:
         self._free_space = free_space
         self._resume_after_s = resume_after_s
         self._preset = transcode_preset
+        self._masker = masker if masker else None
         self._lock = threading.Lock()
         self._indexer = ThreadPoolExecutor(1, thread_name_prefix=f"vigil-index-{camera_id}")
         self._source: av.VideoStream | None = None
@@ -175,7 +180,15 @@ class Recorder:
             return  # a damaged packet costs its frame; the reader reports broken streams
         for frame in frames:
             if frame.pts is not None:
+                if self._masker is not None:
+                    frame = self._masked(frame)
                 self._write(frame, frame.pts, True)  # re-encoding: any frame can start a segment
+
+    def _masked(self, frame: av.VideoFrame) -> av.VideoFrame:
+        image = self._masker.apply(frame.to_ndarray(format="bgr24"))  # type: ignore[union-attr]
+        masked = av.VideoFrame.from_ndarray(image, format="bgr24")
+        masked.pts, masked.time_base = frame.pts, frame.time_base
+        return masked
 
     def _new_source(self, stream: av.VideoStream) -> None:
         """A new connection (or a file's next loop): finish the segment, set up copy or transcode."""
@@ -184,10 +197,12 @@ class Recorder:
         self._source = stream
         self._origin_pts = None
         name = stream.codec_context.name
-        self.transcoding = name not in COPY_CODECS
+        self.transcoding = name not in COPY_CODECS or self._masker is not None
         self._decoder = self._make_decoder(stream) if self.transcoding else None
         self._resync = self.transcoding
-        if self.transcoding:
+        if self._masker is not None:
+            log.info("camera %s has privacy masks: recording re-encodes the masked frames with libx264", self.camera_id)
+        elif self.transcoding:
             log.info("camera %s: %s cannot be copied into MP4; recording re-encodes with libx264", self.camera_id, name)
         if self._start_time is None:
             self._anchor = datetime.now(UTC)
