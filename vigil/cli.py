@@ -202,6 +202,22 @@ def bench_throughput(
     _emit(result, as_json, "throughput on vtest_h264.mp4")
 
 
+@bench_app.command("latency")
+def bench_latency(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    cameras: str = typer.Option("1,8", help="Camera counts, one run each."),
+    seconds: float = typer.Option(20.0, help="Seconds per run."),
+) -> None:
+    """From a frame's capture to its event in a subscribed SSE client of the real app, at 1 and 8 cameras."""
+    from vigil.bench.latency import run_latency_bench
+
+    counts = [int(n) for n in cameras.split(",") if n.strip()]
+    with progress_bar() as bar:
+        bar.add_task(f"latency at {cameras} cameras, {seconds:.0f} s each", total=None)
+        result = run_latency_bench(counts, seconds)
+    _emit(result, as_json, "frame → SSE client latency")
+
+
 @bench_app.command("recording")
 def bench_recording(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -220,9 +236,15 @@ def bench_recording(
 
 
 @app.command("demo")
-def demo(out_dir: Path = typer.Option(Path("out/demo"), "--out", help="Folder for the demo's outputs.")) -> None:
-    """Run the whole pipeline on PETS09-S2L1 with the shipped scene, and write what it saw."""
-    from vigil.demo.run import run_demo
+def demo(
+    out_dir: Path = typer.Option(Path("out/demo"), "--out", help="Folder for the demo's outputs."),
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="Then serve the command centre on a live replay."),
+    host: str = typer.Option("127.0.0.1", help="Address of the command centre."),
+    port: int = typer.Option(8080, help="Port of the command centre."),
+) -> None:
+    """Run the whole pipeline on PETS09-S2L1 with the shipped scene, write what it saw, serve the command centre."""
+    from vigil.demo.run import live_config, run_demo
+    from vigil.serve import run_node
 
     with progress_bar() as bar:
         summary = run_demo(out_dir, progress=bar)
@@ -237,51 +259,29 @@ def demo(out_dir: Path = typer.Option(Path("out/demo"), "--out", help="Folder fo
     for what, path in summary.files.items():
         table.add_row(what, str(path))
     out.print(table)
+    if not serve:
+        return
+    config, config_path, account = live_config(out_dir)
+
+    def announce(_services: object, url: str | None) -> None:
+        console.print(f"[bold green]command centre:[/] {url}   demo account: [bold]{account[0]}[/] / "
+                      f"[bold]{account[1]}[/]   (Ctrl-C stops)")
+
+    run_node(config, console, config_path=config_path, host=host, port=port, on_ready=announce)
 
 
 @app.command("run")
-def run(config_path: Path = typer.Option(..., "-c", "--config", help="YAML config file.")) -> None:
-    """Run the cameras of a config until SIGINT/SIGTERM, with a live status table."""
-    import signal
-    import threading
-
-    from rich.live import Live
-
-    from vigil.assembly import open_services
+def run(
+    config_path: Path = typer.Option(..., "-c", "--config", help="YAML config file."),
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the command centre."),
+    host: str = typer.Option("127.0.0.1", help="Address of the command centre."),
+    port: int = typer.Option(8080, help="Port of the command centre."),
+) -> None:
+    """Run the cameras of a config until SIGINT/SIGTERM, with a live status table and the command centre."""
     from vigil.config import load_config
-    from vigil.runtime import Node
-    from vigil.vision.detector import create_detector
+    from vigil.serve import run_node
 
-    config = load_config(config_path)
-    services = open_services(config).start()
-    node = Node(config, create_detector(config.detector), packet_hooks=services.packet_hooks(),
-                enrichers=services.enrichers())
-    node.on_result.append(services.sink)
-    node.on_camera_event.append(services.sink.camera_event)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: node.stop())
-    worker = threading.Thread(target=node.start().run, name="vigil-inference")
-    worker.start()
-    try:
-        with Live(status_table(node.status()), console=console, refresh_per_second=1) as live:
-            while worker.is_alive():
-                worker.join(1.0)
-                live.update(status_table(node.status()))
-    finally:
-        node.stop()
-        worker.join()
-        services.close()
-    console.print(f"stopped; {services.relay.published} events published, outbox empty")
-
-
-def status_table(rows: list[dict[str, object]]) -> Table:
-    """The live per-camera status: state, analysed fps, lag, drops, tracks, events."""
-    table = Table("camera", "state", "fps", "lag s", "drops", "tracks", "events", "last error", title="vigil run")
-    for row in rows:
-        colour = {"online": "green", "connecting": "yellow"}.get(str(row["state"]), "red")
-        table.add_row(str(row["camera"]), f"[{colour}]{row['state']}[/]", str(row["fps"]), str(row["lag_s"] or "-"),
-                      str(row["drops"]), str(row["tracks"]), str(row["events"]), str(row["error"] or ""))
-    return table
+    run_node(load_config(config_path), console, config_path=config_path, serve=serve, host=host, port=port)
 
 
 def main() -> None:

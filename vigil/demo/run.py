@@ -6,6 +6,7 @@ JSON-lines event log into the output folder, and returns a summary.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 from rich.progress import Progress
 
 from vigil.assembly import open_services
@@ -112,6 +114,28 @@ def run_demo(out_dir: Path, progress: Progress | None = None) -> DemoSummary:
         "recordings": out_dir / "recordings",
     }
     return summary
+
+
+DEMO_USER = "demo"
+
+
+def live_config(out_dir: Path) -> tuple[Config, Path, tuple[str, str]]:
+    """The demo camera replayed in real time (looped) for the command centre, its config file (which the
+    camera admin page edits) and a demo account (a supervisor on every camera; a new password each run)."""
+    config = demo_config(out_dir, locate_vtest(), realtime=True, loop=True)
+    path = out_dir / "vigil.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    password = secrets.token_urlsafe(9)
+    services = open_services(config)
+    try:
+        users = services.governance.users
+        if users.find(DEMO_USER) is None:
+            users.create(DEMO_USER, password, "supervisor", "vigil-demo", cameras=["*"], display_name="Demo")
+        else:
+            users.update(DEMO_USER, "vigil-demo", password=password)
+    finally:
+        services.store.close()
+    return load_config(path), path, (DEMO_USER, password)
 
 
 def _expected_frames(video: Path, fps: float) -> int | None:

@@ -111,6 +111,7 @@ class StreamReader:
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._start_time = start_time
+        self._start_time_auto = start_time is None  # realtime files then stamp wall-clock capture times
         self._decode_threads = decode_threads
         self._max_bad_packets = max_bad_packets
         self._sampler = FrameSampler(camera.fps)
@@ -324,6 +325,9 @@ class StreamReader:
             if self.camera.realtime:
                 if self._pace_origin is None:
                     self._pace_origin = time.monotonic() - t
+                    if self._start_time_auto:  # paced like a live camera: capture time is when it is shown
+                        self._start_time = datetime.now(UTC) - timedelta(seconds=t)
+                        captured_at = self._start_time + timedelta(seconds=t)
                 if self._stop.wait(max(0.0, self._pace_origin + t - time.monotonic())):
                     return False
         image = frame.to_ndarray(format="bgr24")
