@@ -79,8 +79,8 @@ def test_fetch_rejects_an_artefact_whose_checksum_differs(tmp_path):
     assert (cache / "shape_predictor_5_face_landmarks.dat.rejected").exists()
 
 
-def test_cli_error_is_one_line(tmp_path):
-    env = {"VIGIL_MODELS": str(tmp_path), "PATH": "/usr/bin:/bin"}
+def test_cli_error_is_one_line(tmp_path, data_dir):
+    env = {"VIGIL_MODELS": str(tmp_path), "VIGIL_DATA": str(data_dir), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run([sys.executable, "-m", "vigil", "bench", "detection", "--frames", "1"],
                           capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 2
