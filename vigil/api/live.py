@@ -51,10 +51,18 @@ class LiveFrame:
 
 
 class LiveFrames:
-    """Latest analysed frame per camera, as JPEG with tracked boxes and ids drawn. Thread-safe."""
+    """Latest analysed frame per camera, as JPEG with tracked boxes and ids drawn. Thread-safe.
+
+    It also keeps each camera's *background*: a slow running average of its frames (one in
+    ``BACKGROUND_EVERY``, weight ``BACKGROUND_RATE``), in which people passing by fade out. The scene
+    editor draws zones on it, so an administrator configures a camera without seeing anyone."""
+
+    BACKGROUND_EVERY = 5
+    BACKGROUND_RATE = 0.05
 
     def __init__(self, quality: int = 80) -> None:
         self.quality = quality
+        self._backgrounds: dict[str, tuple[int, np.ndarray]] = {}  # camera → (frames seen, float32 average)
         self._latest: dict[str, LiveFrame] = {}
         self._lock = threading.Lock()
         self._seq = 0
@@ -74,6 +82,21 @@ class LiveFrames:
         with self._lock:
             self._seq += 1
             self._latest[camera_id] = LiveFrame(self._seq, captured_at, image, list(boxes))
+            seen, average = self._backgrounds.get(camera_id, (0, None))
+            if average is None or average.shape != image.shape:
+                average = image.astype(np.float32)
+            elif seen % self.BACKGROUND_EVERY == 0:
+                cv2.accumulateWeighted(image, average, self.BACKGROUND_RATE)
+            self._backgrounds[camera_id] = (seen + 1, average)
+
+    def background_jpeg(self, camera_id: str) -> bytes | None:
+        """The camera's background (people averaged out) as JPEG; None before its first frame."""
+        with self._lock:
+            entry = self._backgrounds.get(camera_id)
+            image = None if entry is None else entry[1].astype(np.uint8)
+        if image is None:
+            return None
+        return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])[1].tobytes()
 
     def latest(self, camera_id: str) -> LiveFrame | None:
         with self._lock:

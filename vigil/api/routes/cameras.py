@@ -58,6 +58,18 @@ def snapshot(access: CameraAccess = Depends(require_camera("video.live")),
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
+@router.get("/{camera_id}/background.jpg", response_class=Response, responses=JPEG)
+def background(access: CameraAccess = Depends(require_camera("config.manage")),
+               state: ApiState = Depends(api_state)) -> Response:
+    """The camera's background — a slow average of its frames in which passers-by fade out — for drawing zones
+    and lines without watching anyone (administrators have no video). Audited (once a minute)."""
+    data = state.live.background_jpeg(access.camera.id)
+    if data is None:
+        raise HTTPException(404, f"camera {access.camera.id!r} has no analysed frame yet")
+    state.audit.record(access.user, "video.background", f"camera:{access.camera.id}", dedupe=True)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
 @router.get("/{camera_id}/live.mjpg", response_class=StreamingResponse,
             responses={200: {"content": {f"multipart/x-mixed-replace; boundary={BOUNDARY}": {}}}})
 def live(request: Request, access: CameraAccess = Depends(require_camera("video.live")),
