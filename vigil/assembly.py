@@ -156,7 +156,7 @@ def open_services(config: Config, start_time: datetime | None = None) -> Service
     }
     sink = StoreSink(events, writer, snapshots if config.store.snapshots else None, config.tracker.confirm_hits,
                      recorders)
-    governance = open_governance(store, config.data_dir)
+    governance = open_governance(store, config.data_dir, checkpoint_every=config.governance.checkpoint_every)
     lists = ListStore(store, config.data_dir)
     sightings = SightingStore(store, config.recognition.plates.read_retention_hours, config.data_dir,
                               lists.hotlist_texts, face_threshold=config.recognition.faces.threshold)

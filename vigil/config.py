@@ -201,6 +201,14 @@ class RetentionConfig(Strict):
                 if name.endswith("_hours") and value}
 
 
+class GovernanceConfig(Strict):
+    """Uses that need an active authorisation besides the biometric ones (which always do)."""
+
+    #: any of: plate_hotlist (live hotlist matching), evidence_hold, export
+    require_authorisation_for: list[Literal["plate_hotlist", "evidence_hold", "export"]] = Field(default_factory=list)
+    checkpoint_every: int = Field(100, ge=1)  # audit entries between signed checkpoints
+
+
 class Config(Strict):
     data_dir: Path = Path("vigil-data")
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
@@ -208,6 +216,7 @@ class Config(Strict):
     store: StoreConfig = Field(default_factory=StoreConfig)
     recognition: RecognitionConfig = Field(default_factory=RecognitionConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
