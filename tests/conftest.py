@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from vigil.paths import data_root
+from vigil.store.db import Store, StoreError, open_store, temporary_database
+from vigil.store.migrations import downgrade
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +19,35 @@ def data_dir() -> Path:
     if not (root / "video" / "vtest.avi").exists():
         pytest.skip(f"third-party test data not found in {root} (set VIGIL_DATA)")
     return root
+
+
+# ---------------------------------------------------------------- the database, on SQLite and PostgreSQL
+
+PG_SERVER = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A throw-away database on the real PostgreSQL (127.0.0.1:5432), dropped after the session."""
+    try:
+        with temporary_database(PG_SERVER) as url:
+            yield url
+    except StoreError as exc:
+        pytest.skip(f"PostgreSQL not reachable ({exc}); set VIGIL_TEST_POSTGRES")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on a new SQLite file and on the PostgreSQL database, emptied first."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'vigil.db'}"
+    url = request.getfixturevalue("pg_url")
+    downgrade(url)
+    return url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A store migrated to every head."""
+    with open_store(db_url) as opened:
+        yield opened

@@ -4,12 +4,11 @@ on SQLite and on real PostgreSQL."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,38 +22,12 @@ from vigil.governance.audit import AuditLog, verify_bundle
 from vigil.governance.chain import entry_hash
 from vigil.governance.keys import PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, AuditSigner
 from vigil.governance.schema import AuditRow
-from vigil.store.db import Base, Store, StoreError, make_engine, open_store, temporary_database
+from vigil.store.db import Base, Store, make_engine
 from vigil.store.migrations import downgrade, upgrade
 
-PG_SERVER = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 GOVERNANCE_TABLES = {"users", "user_sessions", "audit_log", "audit_checkpoints", "authorisations"}
 AUDIT = AuditRow.__table__
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    try:
-        with temporary_database(PG_SERVER, prefix="vigil_test_gov") as url:
-            yield url
-    except StoreError as exc:
-        pytest.skip(f"PostgreSQL not reachable ({exc}); set VIGIL_TEST_POSTGRES")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'vigil.db'}"
-    url = request.getfixturevalue("pg_url")
-    downgrade(url)  # every test starts from an empty database
-    return url
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    upgrade(db_url, "heads")  # the governance revision is its own branch next to the recordings one
-    with open_store(db_url, migrate=False) as opened:
-        yield opened
 
 
 def ticking_clock(start: datetime = T0, step: timedelta = timedelta(seconds=1)) -> Callable[[], datetime]:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
@@ -15,10 +12,8 @@ from vigil.governance.authorisations import AuthorisationStore
 from vigil.governance.errors import AuthorisationError, PermissionDenied
 from vigil.governance.keys import AuditSigner
 from vigil.governance.users import UserStore
-from vigil.store.db import Store, StoreError, open_store, temporary_database
-from vigil.store.migrations import downgrade, upgrade
+from vigil.store.db import Store
 
-PG_SERVER = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 TICK = timedelta(microseconds=1)
@@ -30,27 +25,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    try:
-        with temporary_database(PG_SERVER, prefix="vigil_test_auth") as url:
-            yield url
-    except StoreError as exc:
-        pytest.skip(f"PostgreSQL not reachable ({exc}); set VIGIL_TEST_POSTGRES")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'vigil.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-        downgrade(url)
-    upgrade(url, "heads")
-    with open_store(url, migrate=False) as opened:
-        yield opened
 
 
 @pytest.fixture

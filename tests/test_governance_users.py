@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
@@ -17,10 +14,8 @@ from vigil.governance.keys import AuditSigner
 from vigil.governance.roles import PERMISSIONS, ROLES
 from vigil.governance.schema import SessionRow, UserRow
 from vigil.governance.users import BAD_CREDENTIALS, UserStore
-from vigil.store.db import Store, StoreError, open_store, temporary_database
-from vigil.store.migrations import downgrade, upgrade
+from vigil.store.db import Store
 
-PG_SERVER = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # real argon2id, test-sized
 
@@ -31,27 +26,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    try:
-        with temporary_database(PG_SERVER, prefix="vigil_test_users") as url:
-            yield url
-    except StoreError as exc:
-        pytest.skip(f"PostgreSQL not reachable ({exc}); set VIGIL_TEST_POSTGRES")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'vigil.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-        downgrade(url)
-    upgrade(url, "heads")
-    with open_store(url, migrate=False) as opened:
-        yield opened
 
 
 @pytest.fixture

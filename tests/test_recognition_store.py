@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -11,38 +9,16 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from vigil.store.db import Base, Store, StoreError, open_store, temporary_database
+from vigil.store.db import Base, Store
 from vigil.store.events import EventStore, TrackSummary
 from vigil.store.lists import ListError, ListMatcher, ListStore
-from vigil.store.migrations import downgrade
 from vigil.store.recognition_schema import ListEntryRow, RecognitionList, SightingRow
 from vigil.store.search import SearchError, SearchQuery, search
 from vigil.store.sightings import SightingStore, canonical_plate
 from vigil.types import Event, Sighting
 
-PG_SERVER = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    try:
-        with temporary_database(PG_SERVER, prefix="vigil_test_recog") as url:
-            yield url
-    except StoreError as exc:
-        pytest.skip(f"PostgreSQL not reachable ({exc}); set VIGIL_TEST_POSTGRES")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'vigil.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-        downgrade(url)  # every test starts from an empty database
-    with open_store(url) as opened:
-        yield opened
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from test_recording import T0, feed, make_h264, open_index, record_with_reader
 
 from vigil.config import RecordingConfig
 from vigil.sources.recorder import Recorder
-from vigil.store.db import Base, StoreError, make_engine, temporary_database
+from vigil.store.db import Base, make_engine
 from vigil.store.events import EventStore
 from vigil.store.migrations import downgrade, upgrade
 from vigil.store.recording_schema import HoldRow, SegmentRow
@@ -26,7 +26,6 @@ from vigil.store.retention import CameraLimits, Retention, RetentionPolicy
 from vigil.store.schema import EventRow
 from vigil.types import Event
 
-PG_SERVER = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 HOUR = timedelta(hours=1)
 
 
@@ -180,22 +179,6 @@ def test_retention_while_recording_keeps_index_and_disk_consistent(tmp_path: Pat
 
 
 # -- migration ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    try:
-        with temporary_database(PG_SERVER) as url:
-            yield url
-    except StoreError as exc:
-        pytest.skip(f"PostgreSQL not reachable ({exc}); set VIGIL_TEST_POSTGRES")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'vigil.db'}"
-    return request.getfixturevalue("pg_url")
 
 
 def test_migration_0002_up_and_down(db_url: str) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -20,39 +18,13 @@ from vigil.store.db import (
     make_engine,
     open_store,
     resolve_database_url,
-    temporary_database,
 )
 from vigil.store.events import EventStore, TrackSummary, downsample, summarise_track
 from vigil.store.migrations import current_revisions, downgrade, head_revisions, load_schemas, upgrade
 from vigil.types import CountSample, Event, Track
 
-PG_SERVER = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 TABLES = {"events", "event_comments", "tracks", "counts", "outbox"}
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    try:
-        with temporary_database(PG_SERVER) as url:
-            yield url
-    except StoreError as exc:
-        pytest.skip(f"PostgreSQL not reachable ({exc}); set VIGIL_TEST_POSTGRES")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'vigil.db'}"
-    url = request.getfixturevalue("pg_url")
-    downgrade(url)  # every test starts from an empty database
-    return url
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    with open_store(db_url) as opened:
-        yield opened
 
 
 def flatten(diff: object) -> list[object]:
