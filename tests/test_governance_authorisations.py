@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from argon2 import PasswordHasher
 from vigil.governance.audit import AuditLog
 from vigil.governance.authorisations import AuthorisationStore
 from vigil.governance.errors import AuthorisationError, PermissionDenied
+from vigil.governance.gate import AuthorisationGate
 from vigil.governance.keys import AuditSigner
 from vigil.governance.users import UserStore
 from vigil.store.db import Store
@@ -154,3 +156,19 @@ def test_request_validation(auths: AuthorisationStore) -> None:
     with pytest.raises(AuthorisationError, match="no authorisation 99"):
         auths.approve(99, "sue")
     assert auths.list_authorisations() == []
+
+
+def test_runtime_gate_switches_face_matching_exactly_at_the_window_bounds(auths: AuthorisationStore) -> None:
+    """The face enricher asks the gate on every analysed frame: on from valid_from, off at valid_until, even
+    between its re-checks (it caches only up to the next bound)."""
+    auth_id = ask(auths, features=["live_face_match"])
+    auths.approve(auth_id, "sid")
+    start, end = T0 + 10 * SECOND, T0 + 70 * SECOND
+    gate = AuthorisationGate(auths, "live_face_match", recheck_s=3600)  # long re-check: bounds must still hold
+    frames = [T0 + i * timedelta(milliseconds=200) for i in range(0, 400)]  # 5 fps over 80 s
+    switched = [at for previous, at in itertools.pairwise(frames)
+                if gate("cam1", previous) != gate("cam1", at)]
+    assert switched == [start, end]
+    assert not gate("cam1", start - TICK) and gate("cam1", start) and gate("cam1", end - TICK)
+    assert not gate("cam1", end)
+    assert not gate("cam3", start + SECOND)  # a camera outside the scope
