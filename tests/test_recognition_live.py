@@ -15,6 +15,8 @@ from vigil.config import CameraConfig, CameraRecognition, Config, FaceRecognitio
 from vigil.errors import ModelError
 from vigil.events.outbox import EventWriter
 from vigil.events.store_sink import StoreSink
+from vigil.governance.gate import AuthorisationGate
+from vigil.governance.service import open_governance
 from vigil.paths import data_root
 from vigil.runtime import CameraPipeline
 from vigil.store.db import Store, open_store
@@ -257,3 +259,28 @@ def test_colour_enricher_sets_the_track_colour_before_the_sink_saves_it(detector
     _run(_frames(photo, count=4, height=None), _camera(), [ColourEnricher()], detector, store)
     tracks = EventStore(store).tracks()
     assert tracks and all(t.colour for t in tracks)
+
+
+def test_plate_match_only_inside_a_plate_hotlist_authorisation(models, detector, store, lists, tmp_path):
+    """With ``plate_hotlist`` required by config, hotlist matching is off until an authorisation is active."""
+    photo, truth = _eu1()
+    lists.create_list("stolen", "hotlist", "tester")
+    lists.add_plate("stolen", truth, reason="stolen", authority="case P-9", created_by="tester")
+    gov = open_governance(store, tmp_path)
+    gov.users.create("inv", "password-123", "investigator", "setup", cameras=["*"])
+    gov.users.create("sup", "password-123", "supervisor", "setup", cameras=["*"])
+    frames = _frames(photo, count=3, height=None)
+    at = frames[0].captured_at
+
+    def plate_matches() -> list:
+        factory = recognition_enrichers(Config(), lists, SightingStore(store), models=models,
+                                        plate_allowed=AuthorisationGate(gov.authorisations, "plate_hotlist"))
+        events = _run(frames, _camera(plates=True), factory(_camera(plates=True)), detector, store)
+        return [e for e in events if e.kind == "plate_match"]
+
+    assert plate_matches() == []
+    auth = gov.authorisations.request("inv", legal_basis="x", case_ref="C1", purpose="p", features=["plate_hotlist"],
+                                      cameras=["cam1"], valid_from=at - timedelta(hours=1),
+                                      valid_until=max(at, NOW) + timedelta(days=1))
+    gov.authorisations.approve(auth.id, "sup")
+    assert len(plate_matches()) == 1

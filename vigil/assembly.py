@@ -69,10 +69,15 @@ class Services:
 
     def enrichers(self) -> RecognitionEnrichers:
         """Each camera's recognition enrichers for ``Node(enrichers=...)``; live face matching is on only
-        inside an approved ``live_face_match`` authorisation's window (DESIGN §6)."""
+        inside an approved ``live_face_match`` authorisation's window (DESIGN §6), and so is plate hotlist
+        matching (``plate_hotlist``) when ``governance.require_authorisation_for`` lists it."""
+        authorisations = self.governance.authorisations
+        gated = "plate_hotlist" in self.config.governance.require_authorisation_for
+        plate_allowed = AuthorisationGate(authorisations, "plate_hotlist") if gated else None
         return recognition_enrichers(self.config, self.lists, self.sightings,
                                      self.snapshots if self.config.store.snapshots else None,
-                                     face_allowed=AuthorisationGate(self.governance.authorisations))
+                                     face_allowed=AuthorisationGate(authorisations),
+                                     plate_allowed=plate_allowed)
 
     def apply_retention(self) -> None:
         """One retention pass: recordings, snapshots and events by age and size, then expired plate reads."""

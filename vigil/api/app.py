@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import vigil.web
 from vigil.api.deps import USER_KEY, ApiState, AuditTrail, AuthMiddleware, LoginThrottle
 from vigil.api.live import EventBridge, LiveFrames
-from vigil.api.routes import analytics, auth, cameras, events, lists, map, media, search
+from vigil.api.routes import analytics, auth, cameras, events, governance, lists, map, media, search
 from vigil.config import Config, redact_url
 from vigil.errors import DataError, VigilError
 from vigil.governance.audit import AuditLog
@@ -50,6 +50,10 @@ PAGES: dict[str, tuple[str, ...]] = {
     "/search": ("search",),
     "/dashboards": ("dashboards",),
     "/admin/cameras": ("admin_cameras", "admin-cameras"),
+    "/authorisations": ("authorisations",),
+    "/audit": ("audit",),
+    "/reports": ("reports",),
+    "/holds": ("holds",),
 }
 
 
@@ -81,7 +85,7 @@ def create_app(config: Config, services: Services, node: Node | None = None, *, 
     app = FastAPI(title="Vigil command centre", version="1", openapi_url="/api/openapi.json",
                   docs_url="/api/docs", redoc_url=None)
     app.state.vigil = state
-    for module in (auth, cameras, events, media, search, lists, analytics, map):
+    for module in (auth, cameras, events, media, search, lists, analytics, map, governance):
         app.include_router(module.router)
 
     @app.get("/api/health", tags=["health"])

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from vigil.vision.tracker import TrackUpdate
 
 VEHICLE_LABELS = ("car", "bus", "truck", "motorcycle")
-#: ``allowed(camera_id, at) -> bool``: whether live face matching is authorised on a camera at a time.
+#: ``allowed(camera_id, at) -> bool``: whether live face (or hotlist) matching is authorised on a camera at a time.
 Allowed = Callable[[str, datetime], bool]
 
 
@@ -209,13 +209,17 @@ class _PlateTrack:
 class PlateEnricher:
     """Plates on vehicle tracks: read inside the vehicle box at most ``reads_per_second`` per track (vehicles
     smaller than ``min_vehicle`` px skipped), vote across the track, raise ``plate_match`` as soon as the voted
-    text matches an active hotlist entry, and store one plate-read sighting when the track ends."""
+    text matches an active hotlist entry, and store one plate-read sighting when the track ends.
+
+    ``allowed(camera_id, at)`` (None: always) gates hotlist matching only: plates are still read and stored as
+    plate reads (under their own retention), but no ``plate_match`` is raised outside an authorisation."""
 
     def __init__(self, camera_id: str, reader: PlateReader, matcher: ListMatcher, config: PlateRecognitionConfig,
                  sightings: SightingStore | None = None, snapshots: SnapshotStore | None = None,
                  reads_per_second: float = 2.0, min_vehicle: tuple[int, int] = (64, 40),
-                 now: Callable[[], datetime] = utcnow) -> None:
+                 now: Callable[[], datetime] = utcnow, allowed: Allowed | None = None) -> None:
         self.camera_id = camera_id
+        self.allowed = allowed
         self.reader, self.matcher, self.config = reader, matcher, config
         self.sightings, self.snapshots = sightings, snapshots
         self.interval_s = 1.0 / reads_per_second
@@ -223,6 +227,10 @@ class PlateEnricher:
         self.now = now
         self._tracks: dict[int, _PlateTrack] = {}
         self.reads = 0  # OCR runs, for status and tests
+
+    def matching(self, at: datetime) -> bool:
+        """Hotlist matching is authorised on this camera at ``at`` (the gate caches its decisions)."""
+        return self.allowed is None or bool(self.allowed(self.camera_id, at))
 
     def process(self, frame: Frame, update: TrackUpdate) -> list[Event]:
         events: list[Event] = []
@@ -252,7 +260,9 @@ class PlateEnricher:
             state.crop = frame.image[vy1:vy2, vx1:vx2].copy()
         text, confidence = state.voter.result()
         track.attributes["plate"] = text
-        events = []
+        events: list[Event] = []
+        if not self.matching(frame.captured_at):
+            return events
         for entry, distance in self.matcher.match_plate(text, self.now()):
             if entry.id in state.raised:
                 continue
@@ -272,7 +282,7 @@ class PlateEnricher:
                 continue
             text, confidence = state.voter.result()
             track.attributes["plate"] = text
-            on_list = bool(state.raised) or bool(self.matcher.match_plate(text, self.now()))
+            on_list = bool(state.raised) or (self.matching(at) and bool(self.matcher.match_plate(text, self.now())))
             if self.sightings is None:
                 continue
             thumbnail = None
@@ -324,10 +334,11 @@ class RecognitionEnrichers:
 
     def __init__(self, config: Config, lists: ListStore, sightings: SightingStore | None,
                  snapshots: SnapshotStore | None = None, face_allowed: Allowed | None = None,
-                 models: RecognitionModels | None = None, colour: bool = True) -> None:
+                 models: RecognitionModels | None = None, colour: bool = True,
+                 plate_allowed: Allowed | None = None) -> None:
         faces, plates = config.recognition.faces, config.recognition.plates
         self.config, self.sightings, self.snapshots = config, sightings, snapshots
-        self.face_allowed = face_allowed
+        self.face_allowed, self.plate_allowed = face_allowed, plate_allowed
         self.colour = colour
         self.models = models or RecognitionModels(plates.region)
         self.matcher = ListMatcher(lists, faces.threshold, plates.max_distance, plates.confusable_weight)
@@ -343,7 +354,7 @@ class RecognitionEnrichers:
             enrichers.append(face)
         if camera.recognition.plates:
             plate = PlateEnricher(camera.id, self.models.plate_reader(), self.matcher, self.config.recognition.plates,
-                                  self.sightings, self.snapshots)
+                                  self.sightings, self.snapshots, allowed=self.plate_allowed)
             self.plates[camera.id] = plate
             enrichers.append(plate)
         return enrichers
@@ -355,6 +366,7 @@ class RecognitionEnrichers:
 
 def recognition_enrichers(config: Config, lists: ListStore, sightings: SightingStore | None,
                           snapshots: SnapshotStore | None = None, face_allowed: Allowed | None = None,
-                          models: RecognitionModels | None = None) -> RecognitionEnrichers:
+                          models: RecognitionModels | None = None,
+                          plate_allowed: Allowed | None = None) -> RecognitionEnrichers:
     """The enricher factory for ``Node(enrichers=...)``: colour on every camera, faces and plates where enabled."""
-    return RecognitionEnrichers(config, lists, sightings, snapshots, face_allowed, models)
+    return RecognitionEnrichers(config, lists, sightings, snapshots, face_allowed, models, plate_allowed=plate_allowed)

@@ -10,10 +10,17 @@ const PAGES = [
   { href: "/search", label: "Search", needs: "search" },
   { href: "/dashboards", label: "Dashboards", needs: "events.read" },
   { href: "/admin/cameras", label: "Camera admin", needs: "config.manage" },
+  // accountability: `needs` may list several permissions (any one shows the page)
+  { href: "/authorisations", label: "Authorisations", needs: "authorisation.read" },
+  { href: "/holds", label: "Holds", needs: ["export", "authorisation.approve", "audit.read"] },
+  { href: "/audit", label: "Audit", needs: "audit.read" },
+  { href: "/reports", label: "Reports", needs: "reports.read" },
 ];
 
 function visible(page, user) {
-  return page.needs === null || !Array.isArray(user.permissions) || user.permissions.includes(page.needs);
+  if (page.needs === null || !Array.isArray(user.permissions)) return true;
+  const needs = Array.isArray(page.needs) ? page.needs : [page.needs];
+  return needs.some((permission) => user.permissions.includes(permission));
 }
 
 function render(user, active) {
