@@ -51,3 +51,9 @@ def store(db_url: str) -> Iterator[Store]:
     """A store migrated to every head."""
     with open_store(db_url) as opened:
         yield opened
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright's sync API keeps an event loop running in the main thread for the
+    rest of the session, which ``asyncio.run`` in the other tests would trip over."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
