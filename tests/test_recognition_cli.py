@@ -6,6 +6,7 @@ import struct
 import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest.mock import ANY
 
 import cv2
 import numpy as np
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 
 from vigil.config import load_config
 from vigil.errors import ModelError, VigilError
+from vigil.governance.service import open_governance
 from vigil.paths import data_root
 from vigil.recognition_commands import lists_app, search_app
 from vigil.store.db import open_store
@@ -110,6 +112,17 @@ def test_enrol_and_list(models, config_file: Path):
     removed = cli(config_file, "lists", "remove", str(entry.id))
     assert removed.exit_code == 0 and not (config.data_dir / entry.image_paths[0]).exists()
     assert cli(config_file, "lists", "delete", "wanted").exit_code == 0
+    assert [(e.actor, e.action, e.object) for e in audit_entries(config)] == [
+        ("cli:alice", "watchlist.create", "watchlist:wanted"), ("cli:alice", "watchlist.entry_add", "watchlist:wanted"),
+        (ANY, "watchlist.entry_remove", "watchlist:wanted"), (ANY, "watchlist.delete", "watchlist:wanted")]
+
+
+def audit_entries(config):  # type: ignore[no-untyped-def]
+    """The audit log, oldest first, with its chain verified."""
+    with open_store(config.store.database, data_dir=config.data_dir) as store:
+        log = open_governance(store, config.data_dir).audit
+        assert log.verify().ok
+        return list(log.iter_entries())
 
 
 @pytest.mark.parametrize("kind", ["not an image", "too large", "decompression bomb", "no face", "two faces",
@@ -166,3 +179,6 @@ def test_search_plate_objects_and_face(models, config_file: Path):
     assert face.exit_code == 0, face.output
     assert "door" in face.output and "similarity" in face.output and "face-3.jpg" in face.output
     assert "door" not in cli(config_file, "search", "face", str(_photo("obama/obama.jpg"))).output
+    searches = [e for e in audit_entries(config) if e.action.startswith("search")]
+    assert [e.action for e in searches] == ["search"] * 5 + ["search.face"] * 2  # every search, with its query
+    assert searches[1].details["plate"] == "AB123C0" and searches[1].details["fuzzy"] is True

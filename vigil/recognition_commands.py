@@ -7,8 +7,10 @@ User errors are ``VigilError``s (one line, printed by ``vigil.cli.main``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import getpass
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,12 +71,25 @@ def _opened(config_path: Path) -> Iterator[tuple[Config, Store]]:
         yield config, store
 
 
+Audit = Callable[..., object]
+
+
+def _auditor(config: Config, store: Store, by: str | None) -> Audit:
+    """``audit(action, object, **details)``: an audit entry by ``cli:<user>``, as the API writes for its users."""
+    from vigil.governance.service import open_governance
+
+    log = open_governance(store, config.data_dir, checkpoint_every=config.governance.checkpoint_every).audit
+    actor = f"cli:{_user(by)}"
+    return lambda action, obj, **details: log.append(actor, action, obj, details=details or None)
+
+
 @contextlib.contextmanager
-def _lists(config_path: Path) -> Iterator[ListStore]:
+def _lists(config_path: Path, by: str | None = None) -> Iterator[tuple[ListStore, Audit]]:
+    """The lists, and the audit every change through the console is written to."""
     from vigil.store.lists import ListStore
 
     with _opened(config_path) as (config, store):
-        yield ListStore(store, config.data_dir)
+        yield ListStore(store, config.data_dir), _auditor(config, store, by)
 
 
 def _face_models() -> tuple[FaceDetector, FaceEmbedder]:
@@ -95,8 +110,9 @@ def create_watchlist(name: str, config_path: Path = ConfigOption,
                      description: str = typer.Option("", "--description", help="What the list is for."),
                      by: str | None = ByOpt) -> None:
     """Create a face watchlist."""
-    with _lists(config_path) as lists:
+    with _lists(config_path, by) as (lists, audit):
         made = lists.create_list(name, "watchlist", _user(by), description)
+        audit("watchlist.create", f"watchlist:{made.name}", description=description)
     out.print(f"watchlist {made.name!r} created (id {made.id})")
 
 
@@ -105,8 +121,9 @@ def create_hotlist(name: str, config_path: Path = ConfigOption,
                    description: str = typer.Option("", "--description", help="What the list is for."),
                    by: str | None = ByOpt) -> None:
     """Create a licence-plate hotlist."""
-    with _lists(config_path) as lists:
+    with _lists(config_path, by) as (lists, audit):
         made = lists.create_list(name, "hotlist", _user(by), description)
+        audit("hotlist.create", f"hotlist:{made.name}", description=description)
     out.print(f"hotlist {made.name!r} created (id {made.id})")
 
 
@@ -116,7 +133,7 @@ def list_lists(name: str | None = typer.Argument(None, help="A list: show its en
     """The lists, or the entries of one list."""
     from vigil.store.db import utcnow
 
-    with _lists(config_path) as lists:
+    with _lists(config_path) as (lists, _audit):
         if name is None:
             table = Table("list", "kind", "entries", "created by", "created", "description", title="lists")
             for info in lists.lists():
@@ -137,8 +154,10 @@ def list_lists(name: str | None = typer.Argument(None, help="A list: show its en
 @lists_app.command("delete")
 def delete_list(name: str, config_path: Path = ConfigOption) -> None:
     """Delete a list with all its entries (and enrolment photos)."""
-    with _lists(config_path) as lists:
+    with _lists(config_path) as (lists, audit):
+        kind = next((info.kind for info in lists.lists() if info.name == name), "list")
         count = lists.delete_list(name)
+        audit(f"{kind}.delete", f"{kind}:{name}", entries=count)
     out.print(f"list {name!r} deleted with {count} entries")
 
 
@@ -152,9 +171,11 @@ def enrol_face(watchlist: str, name: str, images: list[Path] = typer.Argument(..
     """Enrol a person on a watchlist from photos (each: one sharp face, big enough)."""
     expires_at = _time("--expires", expires)
     detector, embedder = _face_models()
-    with _lists(config_path) as lists:
+    with _lists(config_path, by) as (lists, audit):
         entry = lists.enrol_face(watchlist, name, images, detector, embedder,
                                  reason=reason, authority=authority, created_by=_user(by), expires_at=expires_at)
+        audit("watchlist.entry_add", f"watchlist:{watchlist}", entry=entry.id, name=name, reason=reason,
+              authority=authority, images=len(images))
     out.print(f"enrolled {entry.name!r} on {watchlist!r} as entry {entry.id} from {len(images)} photo(s)")
 
 
@@ -166,17 +187,21 @@ def add_plate(hotlist: str, text: str, config_path: Path = ConfigOption,
               by: str | None = ByOpt) -> None:
     """Add a plate to a hotlist."""
     expires_at = _time("--expires", expires)
-    with _lists(config_path) as lists:
+    with _lists(config_path, by) as (lists, audit):
         entry = lists.add_plate(hotlist, text, reason=reason, authority=authority,
                                 created_by=_user(by), expires_at=expires_at)
+        audit("hotlist.entry_add", f"hotlist:{hotlist}", entry=entry.id, plate=entry.plate_text, reason=reason,
+              authority=authority)
     out.print(f"plate {entry.plate_text} added to {hotlist!r} as entry {entry.id}")
 
 
 @lists_app.command("remove")
 def remove_entry(entry_id: int, config_path: Path = ConfigOption) -> None:
     """Remove one entry (by id, see `vigil lists list LIST`)."""
-    with _lists(config_path) as lists:
+    with _lists(config_path) as (lists, audit):
         entry = lists.remove_entry(entry_id)
+        kind = "hotlist" if entry.plate_text else "watchlist"
+        audit(f"{kind}.entry_remove", f"{kind}:{entry.list_name}", entry=entry.id)
     out.print(f"entry {entry.id} ({entry.name}) removed from {entry.list_name!r}")
 
 
@@ -207,6 +232,10 @@ def _run(config_path: Path, query: SearchQuery, title: str) -> None:
     with _opened(config_path) as (config, store):
         sightings = SightingStore(store, face_threshold=config.recognition.faces.threshold)
         page = search(store, query, sightings)
+        fields = {f.name: getattr(query, f.name) for f in dataclasses.fields(query) if f.name != "face_vector"}
+        details = {k: v for k, v in fields.items() if v is not None and v != [] and v != ()}
+        action = "search.face" if query.face_vector is not None else "search"
+        _auditor(config, store, None)(action, f"search:{title}", **json.loads(json.dumps(details, default=str)))
     _print_hits(page, title, config.data_dir)
 
 
