@@ -43,6 +43,7 @@ def _check_shape(result: dict, backend: str) -> None:
         assert 0 < timing["p50_ms"] <= timing["p95_ms"] and timing["runs"] == 30
         assert timing["mean_hits"] >= 1, name  # every query was built to have at least one true match
     assert result["queries"]["face_top10"]["recall_at_10"] > 0.9
+    assert result["queries"]["face_top10"]["own_sightings_found"] > 0.9
     assert result["generate_s"] > 0 and result["face_index_build_s"] >= 0
     assert result["plate_reads"] > 3_000 and result["events"] > 500
 
@@ -102,8 +103,11 @@ def test_checks_reject_wrong_answers(loaded, name: str):
     hits = search(store, query, sightings).hits
     assert hits
     check(hits)  # the real answer passes
-    with pytest.raises(SearchBenchError, match=name):
-        check(hits[1:] if name in ("time_camera", "class_colour_zone") else [])  # a missing hit
+    if name == "face_top10":  # approximate search: a miss lowers recall (the bench fails when it is below 0.5)
+        assert check(hits)["recall_at_10"] == 1.0 and check([])["recall_at_10"] == 0.0
+    else:
+        with pytest.raises(SearchBenchError, match=name):
+            check(hits[1:] if name in ("time_camera", "class_colour_zone") else [])  # a missing hit
     wrong = dataclasses.replace(hits[0], camera_id="cam-9999", label="giraffe", text="ZZZ999", distance=0.5,
                                 details={"bench_person": -1})
     with pytest.raises(SearchBenchError, match=name):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from vigil.errors import VigilError
@@ -200,6 +200,30 @@ def bench_throughput(
     with progress_bar() as bar:
         result = run_throughput_bench(counts, seconds, progress=bar)
     _emit(result, as_json, "throughput on vtest_h264.mp4")
+
+
+@bench_app.command("search")
+def bench_search(
+    rows: int = typer.Option(1_000_000, "--rows", help="Object tracks to generate (plus events, plate reads, faces)."),
+    dsn: str | None = typer.Option(None, "--dsn", help="PostgreSQL server URL: a temporary database is created in "
+                                   "it and dropped after. Default: a temporary SQLite file."),
+    faces: int | None = typer.Option(None, "--faces", help="Face sightings with 128-d vectors (default: 10% of "
+                                     "rows, at most 1M)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Forensic search p50/p95 over N generated sightings: time+cameras, fuzzy plate, class+colour+zone, face top-10."""
+    from vigil.bench.search import run_search_bench
+
+    with progress_bar() as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        result = run_search_bench(rows, dsn=dsn, faces=faces, progress=on_progress)
+    _emit(result, as_json, f"search over {rows:,} tracks ({result['backend']})")
 
 
 @bench_app.command("latency")

