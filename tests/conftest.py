@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import FAST_HASHER, Clock
+from vigil.governance.audit import AuditLog
+from vigil.governance.keys import AuditSigner
+from vigil.governance.users import UserStore
 from vigil.paths import data_root
 from vigil.store.db import Store, StoreError, open_store, temporary_database
 from vigil.store.migrations import downgrade
@@ -57,3 +61,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Browser tests last: Playwright's sync API keeps an event loop running in the main thread for the
     rest of the session, which ``asyncio.run`` in the other tests would trip over."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+# ---------------------------------------------------------------- governance
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def users(store: Store, clock: Clock) -> UserStore:
+    """Users over the parametrised store, with their own audit log, on the test clock."""
+    audit = AuditLog(store, AuditSigner.generate(), clock=clock)
+    return UserStore(store, audit, hasher=FAST_HASHER, clock=clock)

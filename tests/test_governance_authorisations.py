@@ -6,13 +6,11 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from argon2 import PasswordHasher
 
-from vigil.governance.audit import AuditLog
+from tests.support import Clock
 from vigil.governance.authorisations import AuthorisationStore
 from vigil.governance.errors import AuthorisationError, PermissionDenied
 from vigil.governance.gate import AuthorisationGate
-from vigil.governance.keys import AuditSigner
 from vigil.governance.users import UserStore
 from vigil.store.db import Store
 
@@ -21,27 +19,12 @@ SECOND = timedelta(seconds=1)
 TICK = timedelta(microseconds=1)
 
 
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def auths(store: Store, clock: Clock) -> AuthorisationStore:
-    audit = AuditLog(store, AuditSigner.generate(), clock=clock)
-    users = UserStore(store, audit, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1), clock=clock)
+def auths(store: Store, users: UserStore, clock: Clock) -> AuthorisationStore:
     for name, role in [("ivan", "investigator"), ("sue", "supervisor"), ("sid", "supervisor"), ("olive", "operator"),
                        ("audrey", "auditor")]:
         users.create(name, f"{name}-password", role, "admin1", cameras=["*"])
-    return AuthorisationStore(store, users, audit, clock=clock)
+    return AuthorisationStore(store, users, users.audit, clock=clock)
 
 
 def ask(auths: AuthorisationStore, requester: str = "ivan", start: datetime = T0 + 10 * SECOND,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import select
 
+from tests.support import Clock
 from vigil.governance.audit import AuditLog
 from vigil.governance.errors import PermissionDenied, UserError
 from vigil.governance.keys import AuditSigner
@@ -17,26 +17,6 @@ from vigil.governance.users import BAD_CREDENTIALS, UserStore
 from vigil.store.db import Store
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
-FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # real argon2id, test-sized
-
-
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def users(store: Store, clock: Clock) -> UserStore:
-    audit = AuditLog(store, AuditSigner.generate(), clock=clock)
-    return UserStore(store, audit, hasher=FAST_HASHER, clock=clock)
 
 
 def test_permission_matrix_and_camera_grants(users: UserStore) -> None:

@@ -11,19 +11,13 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from vigil.store.migrations.columns import BigId, Json, utc_time
 
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-
-
-def _time(name: str, nullable: bool = False) -> sa.Column:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
 def upgrade() -> None:
@@ -32,7 +26,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(32), nullable=False),
         sa.Column("kind", sa.String(64), nullable=False),
         sa.Column("camera_id", sa.String(64), nullable=False),
-        _time("at"),
+        utc_time("at"),
         sa.Column("severity", sa.String(16), nullable=False),
         sa.Column("track_id", sa.Integer(), nullable=True),
         sa.Column("label", sa.String(64), nullable=True),
@@ -42,10 +36,10 @@ def upgrade() -> None:
         sa.Column("clip", sa.String(512), nullable=True),
         sa.Column("status", sa.String(16), server_default="open", nullable=False),
         sa.Column("acknowledged_by", sa.String(128), nullable=True),
-        _time("acknowledged_at", nullable=True),
+        utc_time("acknowledged_at", nullable=True),
         sa.Column("resolved_by", sa.String(128), nullable=True),
-        _time("resolved_at", nullable=True),
-        _time("created_at"),
+        utc_time("resolved_at", nullable=True),
+        utc_time("created_at"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
     )
     op.create_index("ix_events_at", "events", ["at"])
@@ -59,7 +53,7 @@ def upgrade() -> None:
         sa.Column("event_id", sa.String(32), nullable=False),
         sa.Column("author", sa.String(128), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
-        _time("created_at"),
+        utc_time("created_at"),
         sa.ForeignKeyConstraint(
             ["event_id"], ["events.id"], name=op.f("fk_event_comments_event_id_events"), ondelete="CASCADE"
         ),
@@ -73,8 +67,8 @@ def upgrade() -> None:
         sa.Column("camera_id", sa.String(64), nullable=False),
         sa.Column("track_id", sa.Integer(), nullable=False),
         sa.Column("label", sa.String(64), nullable=False),
-        _time("first_seen"),
-        _time("last_seen"),
+        utc_time("first_seen"),
+        utc_time("last_seen"),
         sa.Column("colour", sa.String(32), nullable=True),
         sa.Column("zones", Json, nullable=False),
         sa.Column("path", Json, nullable=False),
@@ -90,7 +84,7 @@ def upgrade() -> None:
         "counts",
         sa.Column("id", BigId, autoincrement=True, nullable=False),
         sa.Column("camera_id", sa.String(64), nullable=False),
-        _time("at"),
+        utc_time("at"),
         sa.Column("zone", sa.String(128), nullable=True),
         sa.Column("label", sa.String(64), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
@@ -103,8 +97,8 @@ def upgrade() -> None:
         sa.Column("id", BigId, autoincrement=True, nullable=False),
         sa.Column("event_id", sa.String(32), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),
-        _time("created_at"),
-        _time("published_at", nullable=True),
+        utc_time("created_at"),
+        utc_time("published_at", nullable=True),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),

@@ -12,16 +12,12 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from vigil.store.migrations.columns import BigId, utc_time
+
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-
-def _time(name: str) -> sa.Column:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=False)
 
 
 def upgrade() -> None:
@@ -29,14 +25,14 @@ def upgrade() -> None:
         "recording_segments",
         sa.Column("id", BigId, autoincrement=True, nullable=False),
         sa.Column("camera_id", sa.String(64), nullable=False),
-        _time("start"),
-        _time("end"),
+        utc_time("start"),
+        utc_time("end"),
         sa.Column("path", sa.String(512), nullable=False),
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
         sa.Column("keyframes", sa.Integer(), nullable=False),
         sa.Column("codec", sa.String(16), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
-        _time("created_at"),
+        utc_time("created_at"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_recording_segments")),
         sa.UniqueConstraint("path", name=op.f("uq_recording_segments_path")),
     )
@@ -50,9 +46,9 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(128), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("camera_id", sa.String(64), nullable=True),
-        _time("start"),
-        _time("end"),
-        _time("created_at"),
+        utc_time("start"),
+        utc_time("end"),
+        utc_time("created_at"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_holds")),
     )
     op.create_index("ix_holds_camera_start", "holds", ["camera_id", "start"])

@@ -11,19 +11,13 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from vigil.store.migrations.columns import BigId, Json, utc_time
 
 revision: str = "0003"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-
-
-def _time(name: str, nullable: bool = False) -> sa.Column:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
 def upgrade() -> None:
@@ -37,9 +31,9 @@ def upgrade() -> None:
         sa.Column("cameras", Json, nullable=False),
         sa.Column("disabled", sa.Boolean(), nullable=False),
         sa.Column("failed_logins", sa.Integer(), nullable=False),
-        _time("locked_until", nullable=True),
-        _time("created_at"),
-        _time("updated_at"),
+        utc_time("locked_until", nullable=True),
+        utc_time("created_at"),
+        utc_time("updated_at"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
     )
@@ -47,9 +41,9 @@ def upgrade() -> None:
         "user_sessions",
         sa.Column("token_sha256", sa.String(64), nullable=False),
         sa.Column("user_id", BigId, nullable=False),
-        _time("created_at"),
-        _time("expires_at"),
-        _time("revoked_at", nullable=True),
+        utc_time("created_at"),
+        utc_time("expires_at"),
+        utc_time("revoked_at", nullable=True),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_user_sessions_user_id_users"),
                                 ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("token_sha256", name=op.f("pk_user_sessions")),
@@ -59,7 +53,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_log",
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
-        _time("at"),
+        utc_time("at"),
         sa.Column("actor", sa.String(128), nullable=False),
         sa.Column("action", sa.String(64), nullable=False),
         sa.Column("object", sa.String(256), nullable=False),
@@ -77,7 +71,7 @@ def upgrade() -> None:
         sa.Column("id", BigId, autoincrement=True, nullable=False),
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
-        _time("at"),
+        utc_time("at"),
         sa.Column("key_id", sa.String(32), nullable=False),
         sa.Column("signature", sa.String(128), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_checkpoints")),
@@ -94,16 +88,16 @@ def upgrade() -> None:
         sa.Column("features", Json, nullable=False),
         sa.Column("cameras", Json, nullable=False),
         sa.Column("watchlist_entries", Json, nullable=False),
-        _time("valid_from"),
-        _time("valid_until"),
+        utc_time("valid_from"),
+        utc_time("valid_until"),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("approver", sa.String(64), nullable=True),
-        _time("decided_at", nullable=True),
+        utc_time("decided_at", nullable=True),
         sa.Column("decision_note", sa.Text(), nullable=True),
         sa.Column("revoked_by", sa.String(64), nullable=True),
-        _time("revoked_at", nullable=True),
+        utc_time("revoked_at", nullable=True),
         sa.Column("revoke_reason", sa.Text(), nullable=True),
-        _time("created_at"),
+        utc_time("created_at"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_authorisations")),
     )
     op.create_index("ix_authorisations_status_window", "authorisations", ["status", "valid_from", "valid_until"])

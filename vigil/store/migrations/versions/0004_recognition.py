@@ -11,19 +11,13 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from vigil.store.migrations.columns import BigId, Json, utc_time
 
 revision: str = "0004"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-
-
-def _time(name: str, nullable: bool = False) -> sa.Column:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
 def upgrade() -> None:
@@ -34,7 +28,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("created_by", sa.String(128), nullable=False),
-        _time("created_at"),
+        utc_time("created_at"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_recognition_lists")),
         sa.UniqueConstraint("name", name=op.f("uq_recognition_lists_name")),
     )
@@ -49,8 +43,8 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("authority", sa.String(256), nullable=False),
         sa.Column("created_by", sa.String(128), nullable=False),
-        _time("created_at"),
-        _time("expires_at", nullable=True),
+        utc_time("created_at"),
+        utc_time("expires_at", nullable=True),
         sa.ForeignKeyConstraint(["list_id"], ["recognition_lists.id"], ondelete="CASCADE",
                                 name=op.f("fk_recognition_list_entries_list_id_recognition_lists")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_recognition_list_entries")),
@@ -62,8 +56,8 @@ def upgrade() -> None:
         sa.Column("id", BigId, autoincrement=True, nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("camera_id", sa.String(64), nullable=False),
-        _time("start"),
-        _time("end"),
+        utc_time("start"),
+        utc_time("end"),
         sa.Column("track_id", sa.Integer(), nullable=True),
         sa.Column("label", sa.String(64), nullable=True),
         sa.Column("plate_text", sa.String(16), nullable=True),
@@ -74,7 +68,7 @@ def upgrade() -> None:
         sa.Column("on_list", sa.Boolean(), nullable=False),
         sa.Column("thumbnail", sa.String(512), nullable=True),
         sa.Column("attributes", Json, nullable=False),
-        _time("created_at"),
+        utc_time("created_at"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sightings")),
     )
     op.create_index("ix_sightings_camera_start", "sightings", ["camera_id", "start"])
