@@ -161,28 +161,29 @@ def _snapshots(config: Config, now: datetime, holds: list[Hold]) -> ClassComplia
     return result
 
 
-def _events(config: Config, store: Store, now: datetime, holds: list[Hold]) -> ClassCompliance:
-    limit = config.retention.events_hours
+def _table_class(name: str, store: Store, now: datetime, holds: list[Hold], limit: float | None,
+                 columns: tuple[Any, Any, Any, Any], describe: Callable[[str, Any], str]) -> ClassCompliance:
+    """A data class held as rows; ``columns`` = (camera, start, end, key), age counted from ``end``."""
+    camera, start, end, key = columns
     with store.session() as session:
-        items, oldest = session.execute(select(func.count(EventRow.id), func.min(EventRow.at))).one()
+        items, oldest = session.execute(select(func.count(key), func.min(start))).one()
         rows = [] if limit is None else session.execute(
-            select(EventRow.camera_id, EventRow.at, EventRow.at, EventRow.id)
-            .where(EventRow.at < now - timedelta(hours=limit))).all()
-    result = ClassCompliance("events", int(items), oldest, limit)
-    _tally(result, ((c, s, e, f"event {i}") for c, s, e, i in rows), holds)
+            select(camera, start, end, key).where(end < now - timedelta(hours=limit))).all()
+    result = ClassCompliance(name, int(items), oldest, limit)
+    _tally(result, ((c, s, e, describe(c, k)) for c, s, e, k in rows), holds)
     return result
+
+
+def _events(config: Config, store: Store, now: datetime, holds: list[Hold]) -> ClassCompliance:
+    columns = (EventRow.camera_id, EventRow.at, EventRow.at, EventRow.id)
+    return _table_class("events", store, now, holds, config.retention.events_hours, columns,
+                        lambda _camera, key: f"event {key}")
 
 
 def _tracks(config: Config, store: Store, now: datetime, holds: list[Hold]) -> ClassCompliance:
-    limit = config.retention.sightings_hours
-    with store.session() as session:
-        items, oldest = session.execute(select(func.count(TrackRow.id), func.min(TrackRow.first_seen))).one()
-        rows = [] if limit is None else session.execute(
-            select(TrackRow.camera_id, TrackRow.first_seen, TrackRow.last_seen, TrackRow.track_id)
-            .where(TrackRow.last_seen < now - timedelta(hours=limit))).all()
-    result = ClassCompliance("tracks", int(items), oldest, limit)
-    _tally(result, ((c, s, e, f"{c} track {t}") for c, s, e, t in rows), holds)
-    return result
+    columns = (TrackRow.camera_id, TrackRow.first_seen, TrackRow.last_seen, TrackRow.track_id)
+    return _table_class("tracks", store, now, holds, config.retention.sightings_hours, columns,
+                        lambda camera, key: f"{camera} track {key}")
 
 
 def _plate_reads(config: Config, store: Store, now: datetime, holds: list[Hold],
