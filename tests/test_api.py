@@ -13,14 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from argon2 import PasswordHasher
 
+from tests.support import governance_with_users
+from tests.support import login as signed_in
 from vigil.api.app import create_app
 from vigil.api.deps import LoginThrottle
 from vigil.api.server import serve_in_thread
 from vigil.assembly import open_services
 from vigil.config import load_config
-from vigil.governance.service import open_governance
 from vigil.types import Event
 
 PASSWORD = "correct horse 1"
@@ -43,14 +43,10 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     config_path.write_text(yaml.safe_dump(CONFIG, sort_keys=False))
     config = load_config(config_path)
     services = open_services(config).start()
-    governance = open_governance(services.store, config.data_dir,
-                                 hasher=PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1))
-    users = governance.users
-    for name, role, cameras in (("admin", "admin", ["*"]), ("op", "operator", ["cam-a"]),
-                                ("sup", "supervisor", ["*"]), ("aud", "auditor", ["*"]),
-                                ("inv", "investigator", ["cam-a"]), ("victim", "operator", ["*"])):
-        users.create(name, PASSWORD, role, "test-setup", cameras=cameras)
-    app = create_app(config, services, users=users, audit=governance.audit,
+    governance = governance_with_users(services, (
+        ("admin", "admin", ["*"]), ("op", "operator", ["cam-a"]), ("sup", "supervisor", ["*"]),
+        ("aud", "auditor", ["*"]), ("inv", "investigator", ["cam-a"]), ("victim", "operator", ["*"])), PASSWORD)
+    app = create_app(config, services, users=governance.users, audit=governance.audit,
                      authorisations=governance.authorisations, config_path=config_path,
                      throttle=LoginThrottle(max_failures=1000))
     server = serve_in_thread(app)
@@ -60,11 +56,7 @@ def env(tmp_path_factory: pytest.TempPathFactory):
 
 
 def login(env, username: str) -> httpx.Client:
-    client = httpx.Client(base_url=env["url"], timeout=10)
-    response = client.post("/api/auth/login", json={"username": username, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    client.headers["Authorization"] = f"Bearer {response.json()['token']}"
-    return client
+    return signed_in(env["url"], username, PASSWORD)
 
 
 def add_event(env, camera: str, kind: str = "zone_enter", at: datetime = T0, severity: str = "info") -> Event:

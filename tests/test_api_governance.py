@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from argon2 import PasswordHasher
 
+from tests.support import governance_with_users
+from tests.support import login as signed_in
 from vigil.api.app import create_app
 from vigil.api.deps import LoginThrottle
 from vigil.api.server import serve_in_thread
@@ -21,7 +22,6 @@ from vigil.assembly import open_services
 from vigil.config import GovernanceConfig, load_config
 from vigil.governance.audit import verify_bundle
 from vigil.governance.compliance import LABELS
-from vigil.governance.service import open_governance
 
 PASSWORD = "correct horse 1"
 CONFIG = {
@@ -42,10 +42,7 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     config_path.write_text(yaml.safe_dump(CONFIG, sort_keys=False))
     config = load_config(config_path)
     services = open_services(config).start()
-    governance = open_governance(services.store, config.data_dir,
-                                 hasher=PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1))
-    for name, role, cameras in USERS:
-        governance.users.create(name, PASSWORD, role, "test-setup", cameras=cameras)
+    governance = governance_with_users(services, USERS, PASSWORD)
     common = {"users": governance.users, "audit": governance.audit, "authorisations": governance.authorisations,
               "throttle": LoginThrottle(max_failures=1000)}
     server = serve_in_thread(create_app(config, services, config_path=config_path, **common))
@@ -58,11 +55,7 @@ def env(tmp_path_factory: pytest.TempPathFactory):
 
 
 def login(env, username: str, url_key: str = "url") -> httpx.Client:
-    client = httpx.Client(base_url=env[url_key], timeout=20)
-    response = client.post("/api/auth/login", json={"username": username, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    client.headers["Authorization"] = f"Bearer {response.json()['token']}"
-    return client
+    return signed_in(env[url_key], username, PASSWORD)
 
 
 def window(hours: float = 2, start_in: float = -1) -> dict[str, str]:

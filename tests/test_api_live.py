@@ -14,15 +14,14 @@ import httpx
 import numpy as np
 import pytest
 import supervision as sv
-from argon2 import PasswordHasher
 
+from tests.support import governance_with_users
 from vigil.analytics import RuleOutput
 from vigil.api.app import create_app
 from vigil.api.live import LiveFrames
 from vigil.api.server import serve_in_thread
 from vigil.assembly import open_services
 from vigil.config import parse_config
-from vigil.governance.service import open_governance
 from vigil.runtime import FrameResult
 from vigil.types import Event, Frame, Track, TrackState
 from vigil.vision.tracker import TrackUpdate
@@ -36,9 +35,7 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     config = parse_config({"data_dir": str(folder), "cameras": [{"id": "cam-a", "url": "a.mp4", "fps": 5},
                                                                  {"id": "cam-b", "url": "b.mp4", "fps": 5}]})
     services = open_services(config).start()
-    governance = open_governance(services.store, config.data_dir,
-                                 hasher=PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1))
-    governance.users.create("op", PASSWORD, "operator", "test-setup", cameras=["cam-a"])
+    governance = governance_with_users(services, [("op", "operator", ["cam-a"])], PASSWORD)
     live = LiveFrames()
     app = create_app(config, services, users=governance.users, live=live, basemap=None)
     server = serve_in_thread(app)
