@@ -3,6 +3,7 @@ with four-eyes approval, the audit log with its chain status, reports, and the a
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -104,10 +105,12 @@ def test_auditor_sees_the_audit_log_verified_and_reports(page_as, centre, shot) 
     auditor.wait_for_selector("#audit-rows tr")
     auditor.fill("#f-object", f"authorisation:{made['id']}")
     auditor.click("#f-apply")
-    auditor.wait_for_selector("#audit-rows tr[data-action='authorisation.approve']")
-    actions = auditor.eval_on_selector_all("#audit-rows tr",
-                                           "rows => rows.map(r => r.dataset.action + ' ' + r.dataset.actor)")
-    assert actions == ["authorisation.approve supervisor", "authorisation.request investigator"]
+    expected = ["authorisation.approve supervisor", "authorisation.request investigator"]
+    shown = "() => [...document.querySelectorAll('#audit-rows tr')].map(r => r.dataset.action + ' ' + r.dataset.actor)"
+    # the filtered page replaces the unfiltered one: wait for it rather than for a row both pages have
+    compact = json.dumps(json.dumps(expected, separators=(",", ":")))  # as JSON.stringify writes it
+    auditor.wait_for_function(f"JSON.stringify(({shown})()) === {compact}")
+    assert auditor.evaluate(shown) == expected
     assert case in auditor.text_content("#audit-rows")
     auditor.click("#f-clear")
     auditor.wait_for_selector("#audit-rows tr[data-action='evidence.hold']")
