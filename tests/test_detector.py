@@ -26,7 +26,9 @@ def pets(data_dir):
     return frames, truth
 
 
-def test_finds_the_annotated_pedestrians(detector, pets):
+@pytest.mark.parametrize("model", ["nanodet-int8", "nanodet"])
+def test_finds_the_annotated_pedestrians(model, pets):
+    detector = create_detector(DetectorConfig(model=model, threads=2))
     frames, truth = pets
     found = total = 0
     for index, image in frames.items():
@@ -76,3 +78,18 @@ def test_boxes_in_image_coordinates_for_any_size(detector, pets):
 def test_empty_scene_gives_no_people(detector):
     grey = np.full((576, 768, 3), 128, np.uint8)
     assert len(detector.detect([grey])[0]) == 0
+
+
+def test_int8_model_agrees_with_the_float_model(detector, pets):
+    """The quantised default finds the same people as the float model, in nearly the same boxes."""
+    assert detector.config.model == "nanodet-int8"
+    reference = create_detector(DetectorConfig(model="nanodet", threads=2))
+    frames, _ = pets
+    matched = total = 0
+    for image in frames.values():
+        ours, theirs = detector.detect([image])[0], reference.detect([image])[0]
+        total += len(theirs)
+        if len(ours) and len(theirs):
+            matched += int((sv.box_iou_batch(theirs.xyxy, ours.xyxy).max(axis=1) >= 0.7).sum())
+    assert total > 10
+    assert matched / total >= 0.85, f"{matched} of {total} float detections have an int8 twin"

@@ -88,3 +88,15 @@ def test_cli_error_is_one_line(tmp_path, data_dir):
     assert len(lines) == 1, proc.stderr
     assert "vigil models fetch" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_int8_build_is_reproducible(cache_copy):
+    """Quantising the cached float NanoDet with the opencv-doc calibration set gives the manifest's bytes."""
+    manifest = models.load_manifest()
+    toolchain = models.models_dir().parent / "toolchain" / "bin" / "python"
+    if not toolchain.exists():
+        pytest.skip("conversion toolchain not built (run `vigil models fetch`)")
+    steps: list[str] = []
+    models.build_model(manifest.get("nanodet-int8"), manifest, cache_copy, steps.append)
+    assert models.status(manifest.get("nanodet-int8"), cache_copy) == "ok"
+    assert "quantising to int8" in steps

