@@ -220,7 +220,7 @@ def test_tracking_bench_on_a_few_real_frames(data_dir, tmp_path):
     except ModelError as exc:
         pytest.skip(f"model cache not built: {exc}")
     json.dumps(result)
-    assert result["frames"] == 24 and result["detector"] == "nanodet"
+    assert result["frames"] == 24 and result["detector"] == "nanodet-int8"
     assert set(result["ours"]) == set(result["reference"]) == {"name", "hota", "mota", "idf1", "idsw"}
     assert result["reference"]["name"] == "sort"
     assert 0.0 < result["ours"]["hota"] <= 1.0 and isinstance(result["ours"]["idsw"], int)

@@ -231,6 +231,7 @@ def bench_latency(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     cameras: str = typer.Option("1,8", help="Camera counts, one run each."),
     seconds: float = typer.Option(20.0, help="Seconds per run."),
+    queue: int | None = typer.Option(None, min=1, help="Frames each camera may queue (default: the config's 1)."),
 ) -> None:
     """From a frame's capture to its event in a subscribed SSE client of the real app, at 1 and 8 cameras."""
     from vigil.bench.latency import run_latency_bench
@@ -238,7 +239,7 @@ def bench_latency(
     counts = [int(n) for n in cameras.split(",") if n.strip()]
     with progress_bar() as bar:
         bar.add_task(f"latency at {cameras} cameras, {seconds:.0f} s each", total=None)
-        result = run_latency_bench(counts, seconds)
+        result = run_latency_bench(counts, seconds, queue_size=queue)
     _emit(result, as_json, "frame → SSE client latency")
 
 

@@ -154,6 +154,9 @@ class CameraConfig(Strict):
     loop: bool = False  # for files: start again at the end
     fps: float = Field(5.0, gt=0, le=60)  # analysed frames per second
     realtime: bool = True  # for files: pace frames at their timestamps
+    #: live frames waiting for analysis; 1 = always the freshest frame (lowest alert latency), more rides out
+    #: bursts at the cost of latency. Unpaced files never drop: their reader waits instead.
+    queue: int = Field(1, ge=1, le=64)
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
     purpose: str = ""

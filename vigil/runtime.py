@@ -127,7 +127,7 @@ class Node:
     on_camera_event: list[EventHook] = field(default_factory=list)
     motion_gate: bool = True
     enrichers: EnricherFactory | None = None  # builds each camera's enrichers (faces, plates)
-    queue_size: int = 4
+    queue_size: int | None = None  # overrides every camera's ``queue`` (benchmarks)
     start_time: datetime | None = None  # capture time of files' first frame (deterministic runs)
     packet_hooks: dict[str, Callable] = field(default_factory=dict)  # camera id → recorder.on_packet
 
@@ -139,7 +139,7 @@ class Node:
         self.pipelines = {c.id: CameraPipeline(c, self.config.tracker, self.motion_gate, make(c)) for c in cameras}
         self.readers = {
             c.id: StreamReader(c, on_event=self._camera_event, on_packet=self.packet_hooks.get(c.id),
-                               queue_size=self.queue_size, wakeup=self._wakeup, start_time=self.start_time)
+                               queue_size=self.queue_size or c.queue, wakeup=self._wakeup, start_time=self.start_time)
             for c in cameras
         }
         self.inference_s = 0.0

@@ -25,7 +25,7 @@ from argon2 import PasswordHasher
 from vigil.api.app import create_app
 from vigil.api.server import serve_in_thread
 from vigil.assembly import open_services
-from vigil.config import Config
+from vigil.config import CameraConfig, Config
 from vigil.demo.run import demo_config
 from vigil.events.codec import parse_time
 from vigil.governance.service import open_governance
@@ -64,7 +64,7 @@ def _listen(url: str, token: str, arrivals: list[tuple[float, dict[str, Any]]], 
                 return
 
 
-def run_once(cameras: int, seconds: float, video: Path, queue_size: int = 4) -> dict[str, Any]:
+def run_once(cameras: int, seconds: float, video: Path, queue_size: int | None = None) -> dict[str, Any]:
     """One run on ``cameras`` cameras for ``seconds``: p50/p95 latency (ms) and the number of events."""
     with tempfile.TemporaryDirectory(prefix="vigil-latency-") as folder:
         config = bench_config(Path(folder), video, cameras)
@@ -131,11 +131,12 @@ def _percentiles(values: list[float]) -> tuple[float | None, float | None]:
 
 
 def run_latency_bench(cameras: list[int] | None = None, seconds: float = 20, video: Path | None = None,
-                      queue_size: int = 4) -> dict:
+                      queue_size: int | None = None) -> dict:
     """``{"runs": [{"cameras", "p50_ms", "p95_ms", "events", ...}, ...]}`` for each camera count.
 
-    ``queue_size``: frames each camera may queue ahead of the inference worker (the node's default is 4)."""
+    ``queue_size``: frames each camera may queue ahead of the inference worker (default: the camera
+    config's ``queue``, 1)."""
     video = video or data_file(VIDEO)
-    return {"video": video.name, "queue_size": queue_size,
+    return {"video": video.name, "queue_size": queue_size or CameraConfig.model_fields["queue"].default,
             "runs": [run_once(n, seconds, video, queue_size) for n in (cameras or [1, 8])]}
 
