@@ -68,3 +68,17 @@ def test_rule_classes_and_zones_filter():
 def test_without_zones_the_whole_view_counts():
     events = run(engine_for(camera_zones=()), stay(1, (200, 200), 12))
     assert [(e.zone, e.at) for e in events] == [(None, T0 + timedelta(seconds=10))]
+
+
+def test_a_hidden_person_keeps_dwelling_but_stops_counting():
+    """Lost (occluded) on the bench after 4 s: still loiters at 10 s, but leaves the people count after 3 s lost."""
+    rows = stay(1, (200, 200), 4) + stay(2, (700, 500), 20)  # person 2, off the zones, keeps frames coming
+    engine = engine_for()
+    loitering, bench_count = [], {}
+    for frame in replay_tracks(rows, "cam1", 2.0, T0, end_after_s=10.0):
+        loitering += [e for e in engine.update(frame.active, frame.ended, frame.at).events if e.kind == "loitering"]
+        bench_count[(frame.at - T0).total_seconds()] = engine.current_counts()["bench"].get("person", 0)
+    assert [(e.track_id, e.at) for e in loitering] == [(1, T0 + timedelta(seconds=10))]
+    # last seen at 3.5 s: counted while lost up to 6.5 s, not after
+    assert bench_count[3.5] == bench_count[6.5] == 1
+    assert bench_count[7.0] == bench_count[9.0] == 0

@@ -55,7 +55,8 @@ class TrackerConfig(Strict):
     kind: Literal["bytetrack", "ocsort", "sort"] = "bytetrack"
     confirm_hits: int = Field(3, ge=1)  # detections before a track is confirmed
     lost_after_s: float = Field(0.5, gt=0)  # unseen this long: lost
-    end_after_s: float = Field(3.0, gt=0)  # unseen this long: ended
+    # unseen this long: ended. Long, so a person hidden behind another is re-found and keeps their dwell
+    end_after_s: float = Field(10.0, gt=0)
     history: int = Field(100, ge=2)  # recent boxes and trajectory points kept
     high_threshold: float = Field(0.6, gt=0, lt=1)  # ByteTrack's first-association score; new tracks need +0.1
     match_threshold: float = Field(0.1, gt=0, lt=1)  # minimum IoU (of boxes grown by 30%) to associate

@@ -3,7 +3,9 @@
 Which tracks the rules see:
 
 - ``NEW`` tracks are ignored (flicker); a track is considered from the first frame it is ``CONFIRMED``;
-- a ``LOST`` track that was confirmed keeps its last position (it stays in its zones and counts);
+- a ``LOST`` track that was confirmed keeps its last position: it stays in its zones and keeps dwelling
+  (a person hidden behind another is still loitering) until the tracker ends it, but it counts as present
+  (people counts, crowd rules, heatmap, running and stopped rules) only for ``PRESENT_WHILE_LOST_S``;
   a ``LOST`` track never confirmed is ignored;
 - a track in ``ended``, or one the engine knew that no longer appears in ``active``, is dropped from
   every rule's state (``zone_exit`` with reason ``track_ended`` for zones it was in).
@@ -27,6 +29,8 @@ from vigil.analytics.zones import ZoneMonitor
 from vigil.config import CameraConfig
 from vigil.errors import ConfigError
 from vigil.types import CountSample, Event, Track, TrackState
+
+PRESENT_WHILE_LOST_S = 3.0  # a lost track still counts as there this long after it was last seen
 
 
 @dataclass(slots=True)
@@ -54,6 +58,7 @@ class RuleEngine:
         self.stopped = StoppedDetector(camera.id, rules.stopped, self.zones) if rules.stopped else None
         self.sampler = CountSampler(camera.id)
         self._known: dict[int, Track] = {}  # confirmed tracks currently held, by id
+        self._absent: set[int] = set()  # held tracks lost too long to count as present
 
     def update(self, active: list[Track], ended: list[Track], at: datetime) -> RuleOutput:
         """Run every rule for one analysed frame captured at ``at``."""
@@ -64,12 +69,17 @@ class RuleEngine:
         gone += [t for tid, t in self._known.items() if tid not in current and tid not in gone_ids]
         self._known = {t.track_id: t for t in considered}
 
+        present = [t for t in considered if (at - t.last_seen).total_seconds() <= PRESENT_WHILE_LOST_S]
+        self._absent = current - {t.track_id for t in present}
+
         out = RuleOutput()
         out.events += self.zones.update(considered, at)
         out.events += self.lines.update(considered, at)
-        for detector in (self.loitering, self.running, self.stopped):
+        if self.loitering is not None:
+            out.events += self.loitering.update(considered, at)
+        for detector in (self.running, self.stopped):
             if detector is not None:
-                out.events += detector.update(considered, at)
+                out.events += detector.update(present, at)
         for track in gone:
             out.events += self.zones.drop(track, at)
             self.lines.drop(track)
@@ -84,13 +94,13 @@ class RuleEngine:
         always = {None: {PERSON}} | {z.name: {PERSON} for z in self.camera.zones if self.zones.accepts(z, PERSON)}
         out.counts = self.sampler.sample(counts, at, always)
         if self.heatmap is not None:
-            self.heatmap.add_tracks(considered)
+            self.heatmap.add_tracks(present)
         return out
 
     def current_counts(self) -> dict[str | None, dict[str, int]]:
         """Now: ``None`` (whole camera) → label → tracks, and zone → label → tracks (zone class filter applied)."""
-        whole = Counter(t.label for t in self._known.values())
-        return {None: dict(sorted(whole.items())), **self.zones.occupancy()}
+        whole = Counter(t.label for tid, t in self._known.items() if tid not in self._absent)
+        return {None: dict(sorted(whole.items())), **self.zones.occupancy(exclude=self._absent)}
 
     def line_counts(self) -> dict[str, dict[str, dict[str, int]]]:
         """Line name → direction ("in"/"out") → label → crossings since the engine started."""

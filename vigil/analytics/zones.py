@@ -27,6 +27,7 @@ now" from box anchors; the rules need per-track membership with entry times that
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Set
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -104,15 +105,15 @@ class ZoneMonitor:
         member = self._members.get(track_id)
         return dict(member.zones) if member else {}
 
-    def labels_in(self, zone_name: str) -> Counter[str]:
-        """Members of a zone counted per label, whatever the zone's class filter."""
-        return Counter(m.label for m in self._members.values() if zone_name in m.zones)
+    def labels_in(self, zone_name: str, exclude: Set[int] = frozenset()) -> Counter[str]:
+        """Members of a zone (but ``exclude``) counted per label, whatever the zone's class filter."""
+        return Counter(m.label for tid, m in self._members.items() if zone_name in m.zones and tid not in exclude)
 
-    def occupancy(self) -> dict[str, dict[str, int]]:
-        """Zone → label → number of tracks inside, for the labels each zone's filter accepts."""
+    def occupancy(self, exclude: Set[int] = frozenset()) -> dict[str, dict[str, int]]:
+        """Zone → label → number of tracks inside (but ``exclude``), for the labels each zone's filter accepts."""
         out: dict[str, dict[str, int]] = {}
         for zone in self.zones:
-            counts = self.labels_in(zone.name)
+            counts = self.labels_in(zone.name, exclude)
             out[zone.name] = {label: n for label, n in sorted(counts.items()) if self.accepts(zone, label)}
         return out
 
