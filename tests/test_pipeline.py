@@ -8,16 +8,19 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
 from vigil.assembly import open_services
-from vigil.config import load_config
+from vigil.bench.mot import read_video_frames
+from vigil.config import CameraConfig, DetectorConfig, TrackerConfig, load_config
 from vigil.demo.run import DEMO_CONFIG, DEMO_START, demo_config
 from vigil.errors import ConfigError
-from vigil.runtime import Node
+from vigil.runtime import CameraPipeline, Node
+from vigil.types import Frame
 from vigil.vision.detector import create_detector
 
 
@@ -125,3 +128,26 @@ def test_vigil_run_stops_cleanly_on_sigterm_losing_nothing(vtest_clip, tmp_path)
     enters = db.execute("select count(*) from events where kind = 'zone_enter'").fetchone()[0]
     exits = db.execute("select count(*) from events where kind = 'zone_exit'").fetchone()[0]
     assert enters == exits
+
+
+def test_detector_interval_detects_one_frame_in_two_while_tracks_coast(data_dir):
+    """``detector.interval: 1``: once people are tracked, every other frame skips the detector; on those
+    frames the same tracks carry on (none ends) and time-based rules still see them."""
+    camera = CameraConfig(id="cam", url="vtest.avi", fps=5.0)
+    pipeline = CameraPipeline(camera, TrackerConfig(), motion_gate=False, interval=1)
+    detector = create_detector(DetectorConfig(classes=["person"]))
+    detected, coasted = [], []
+    for index, image in enumerate(read_video_frames(data_dir / "video/vtest.avi", 60)):
+        if index % 2:
+            continue
+        frame = Frame("cam", DEMO_START + timedelta(seconds=index / 10), index // 2, image)
+        wanted = pipeline.needs_detection(frame)
+        before = {t.track_id for t in pipeline.live}
+        result = pipeline.process(frame, detector.detect([image])[0] if wanted else None)
+        detected.append(wanted)
+        if not wanted and before:
+            coasted.append(before == {t.track_id for t in result.update.active} and not result.update.ended)
+    assert detected[:4] == [True, False, True, False]
+    assert sum(detected) == len(detected) // 2
+    assert coasted and all(coasted)
+    assert pipeline.stats.frames == len(detected) and pipeline.stats.detected == sum(detected)

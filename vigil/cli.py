@@ -140,12 +140,14 @@ def bench_events(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     frames: int = typer.Option(0, help="Limit to the first N frames (0: all 795)."),
     image: Path = typer.Option(Path("out/bench-events.png"), help="Annotated frame to write."),
+    interval: int | None = typer.Option(None, min=0, max=10, help="Analysed frames between two detections "
+                                        "(default: the demo config's detector.interval, 0)."),
 ) -> None:
     """The demo's rules on our tracks vs on ground-truth tracks: precision/recall per rule, line-count error."""
     from vigil.bench.events import run_events_bench
 
     with progress_bar() as bar:
-        result = run_events_bench(max_frames=frames or None, image_path=image, progress=bar)
+        result = run_events_bench(max_frames=frames or None, image_path=image, progress=bar, interval=interval)
     _emit(result, as_json, "rules on PETS09-S2L1: ours vs ground truth")
 
 
@@ -189,6 +191,7 @@ def bench_throughput(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     cameras: str = typer.Option("1,4,8,12,16,20,24", help="Camera counts to try, in order."),
     seconds: float = typer.Option(10.0, help="Measured seconds per trial (after a 3 s warm-up)."),
+    interval: int = typer.Option(0, min=0, max=10, help="detector.interval: analysed frames between two detections."),
 ) -> None:
     """N busy cameras in real time: CPU per camera-second (full vs decode-only), drops, max cameras, peak RSS."""
     from vigil.bench.throughput import run_throughput_bench
@@ -198,7 +201,7 @@ def bench_throughput(
     except ValueError:
         raise typer.BadParameter("--cameras must be a comma-separated list of integers") from None
     with progress_bar() as bar:
-        result = run_throughput_bench(counts, seconds, progress=bar)
+        result = run_throughput_bench(counts, seconds, progress=bar, interval=interval)
     _emit(result, as_json, "throughput on vtest_h264.mp4")
 
 

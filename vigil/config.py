@@ -41,6 +41,9 @@ class DetectorConfig(Strict):
     nms_threshold: float = Field(0.45, gt=0, le=1)
     classes: list[str] = Field(default_factory=lambda: list(DETECTABLE_CLASSES))
     max_batch: int = Field(8, ge=1, le=64)
+    #: analysed frames skipped between two detections on a camera (DeepStream's ``interval``): 0 detects
+    #: every frame; 1 every other one, while tracks hold their last box and time-based rules still run
+    interval: int = Field(0, ge=0, le=10)
 
     @field_validator("classes")
     @classmethod

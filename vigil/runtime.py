@@ -55,29 +55,40 @@ class CameraPipeline:
     """Everything that runs per camera after decoding: motion gate, tracker, rules, heatmap."""
 
     def __init__(self, camera: CameraConfig, tracker: TrackerConfig, motion_gate: bool = True,
-                 enrichers: list[Enricher] | None = None) -> None:
+                 enrichers: list[Enricher] | None = None, interval: int = 0) -> None:
+        """``interval``: analysed frames between two detections (``detector.interval``)."""
         self.camera = camera
         self.enrichers = enrichers or []
         self.gate = MotionGate() if motion_gate else None
-        self.tracker = create_tracker(tracker, camera.id, fps=camera.fps)
+        self.interval = interval
+        self._skipped = interval  # the first frame with anything to detect is detected
+        self.tracker = create_tracker(tracker, camera.id, fps=camera.fps / (interval + 1))
         self.heatmap: DensityHeatmap | None = None
         self.rules = RuleEngine(camera)
         self.live: list[Track] = []
         self.stats = PipelineStats()
 
     def needs_detection(self, frame: Frame) -> bool:
-        """Detect when something moves, or while tracks are alive (a still person must stay tracked)."""
-        if self.gate is None:
-            return True
-        moving = self.gate.update(frame.image)
-        return moving or bool(self.live)
+        """Detect when something moves, or while tracks are alive (a still person must stay tracked),
+        on one analysed frame in ``interval + 1``."""
+        wanted = self.gate is None or self.gate.update(frame.image) or bool(self.live)
+        if not wanted:
+            return False
+        if self._skipped < self.interval:
+            self._skipped += 1
+            return False
+        self._skipped = 0
+        return True
 
     def process(self, frame: Frame, detections: sv.Detections | None) -> FrameResult:
         if self.heatmap is None:
             height, width = frame.image.shape[:2]
             self.heatmap = DensityHeatmap(width, height)
-        update = self.tracker.update(detections if detections is not None else sv.Detections.empty(),
-                                     frame.captured_at, frame.image)
+        if detections is None and self._skipped and self.live:  # between two detections: tracks coast
+            update = TrackUpdate(sv.Detections.empty(), self.live, [])
+        else:
+            update = self.tracker.update(detections if detections is not None else sv.Detections.empty(),
+                                         frame.captured_at, frame.image)
         self.live = update.active
         output = self.rules.update(update.active, update.ended, frame.captured_at)
         for enricher in self.enrichers:
@@ -136,7 +147,8 @@ class Node:
         self._stop = threading.Event()
         cameras = [c for c in self.config.cameras if c.enabled]
         make = self.enrichers or (lambda _camera: [])
-        self.pipelines = {c.id: CameraPipeline(c, self.config.tracker, self.motion_gate, make(c)) for c in cameras}
+        self.pipelines = {c.id: CameraPipeline(c, self.config.tracker, self.motion_gate, make(c),
+                                               interval=self.config.detector.interval) for c in cameras}
         self.readers = {
             c.id: StreamReader(c, on_event=self._camera_event, on_packet=self.packet_hooks.get(c.id),
                                queue_size=self.queue_size or c.queue, wakeup=self._wakeup, start_time=self.start_time)

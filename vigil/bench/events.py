@@ -22,9 +22,9 @@ from vigil.bench.mot import pets09_paths, read_video_frames
 from vigil.config import CameraConfig, Config
 from vigil.demo.artefacts import draw_scene
 from vigil.demo.run import demo_config
-from vigil.types import Event
+from vigil.runtime import CameraPipeline
+from vigil.types import Event, Frame
 from vigil.vision.detector import create_detector
-from vigil.vision.tracker import create_tracker
 
 TOLERANCE = timedelta(seconds=2)
 START = datetime(2009, 1, 1, tzinfo=UTC)
@@ -84,10 +84,10 @@ def reference_run(camera: CameraConfig, gt_path: Path, frames: int | None) -> tu
 
 def our_run(config: Config, video: Path, frames: int | None, progress: Progress | None,
             image_path: Path | None) -> tuple[list[Event], dict]:
+    """The runtime's per-camera pipeline (detection on every analysed frame, or one in ``interval + 1``)."""
     camera = config.cameras[0]
     detector = create_detector(config.detector)
-    tracker = create_tracker(config.tracker, camera.id, fps=10.0 / STEP)
-    engine = RuleEngine(camera)
+    pipeline = CameraPipeline(camera, config.tracker, motion_gate=False, interval=config.detector.interval)
     events: list[Event] = []
     task = progress.add_task("our tracks", total=(frames or 795) // STEP) if progress else None
     at = START
@@ -95,14 +95,16 @@ def our_run(config: Config, video: Path, frames: int | None, progress: Progress 
         if index % STEP:
             continue
         at = START + timedelta(seconds=index / 10.0)
-        update = tracker.update(detector.detect([image])[0], at, image)
-        events += engine.update(update.active, update.ended, at).events
+        frame = Frame(camera.id, at, index // STEP, image)
+        result = pipeline.process(frame, detector.detect([image])[0] if pipeline.needs_detection(frame) else None)
+        events += result.output.events
         if image_path is not None and index == 300:
-            _save_view(image_path, image, camera, update.active)
+            _save_view(image_path, image, camera, result.update.active)
         if progress:
             progress.advance(task)
-    events += engine.update([], tracker.flush(at), at).events
-    return events, engine.line_counts()
+    if (last := pipeline.finish(at)) is not None:
+        events += last.output.events
+    return events, pipeline.rules.line_counts()
 
 
 def _save_view(path: Path, image, camera: CameraConfig, tracks) -> None:
@@ -116,16 +118,21 @@ def _save_view(path: Path, image, camera: CameraConfig, tracks) -> None:
 
 
 def run_events_bench(max_frames: int | None = None, image_path: Path | None = None,
-                     progress: Progress | None = None) -> dict:
-    """Run the demo's rules on both track sources; precision/recall per rule and the line-count error."""
+                     progress: Progress | None = None, interval: int | None = None) -> dict:
+    """Run the demo's rules on both track sources; precision/recall per rule and the line-count error.
+
+    ``interval`` overrides ``detector.interval`` (analysed frames between two detections)."""
     video, gt_path = pets09_paths()
     config = demo_config(Path("out/bench-events"), video)
+    if interval is not None:
+        config.detector.interval = interval
     camera = config.cameras[0]
     reference, reference_lines = reference_run(camera, gt_path, max_frames)
     ours, our_lines = our_run(config, video, max_frames, progress, image_path)
     return {
         "frames": (max_frames or 795),
         "analysed_fps": 10.0 / STEP,
+        "detector_interval": config.detector.interval,
         "tolerance_s": TOLERANCE.total_seconds(),
         "line_count_error": line_count_error(our_lines, reference_lines),
         "line_counts": {"ours": our_lines, "reference": reference_lines},

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from rich.progress import Progress
 
-from vigil.config import CameraConfig, Config
+from vigil.config import CameraConfig, Config, DetectorConfig
 from vigil.paths import data_file
 from vigil.runtime import Node
 from vigil.sources.reader import StreamReader
@@ -32,10 +32,10 @@ ANALYSIS_FPS = 5.0
 WARM_UP_S = 3.0
 
 
-def _cameras(video: Path, n: int, realtime: bool = True) -> Config:
+def _cameras(video: Path, n: int, realtime: bool = True, interval: int = 0) -> Config:
     cameras = [CameraConfig(id=f"cam{i:02d}", url=str(video), loop=True, realtime=realtime, fps=ANALYSIS_FPS)
                for i in range(n)]
-    return Config(cameras=cameras)
+    return Config(cameras=cameras, detector=DetectorConfig(interval=interval))
 
 
 def decode_only(video: Path, n: int, seconds: float) -> dict:
@@ -62,9 +62,9 @@ def decode_only(video: Path, n: int, seconds: float) -> dict:
     return {"cpu_per_camera_second": round(cpu / (n * wall), 4)}
 
 
-def full_pipeline(video: Path, n: int, seconds: float, motion_gate: bool = True) -> dict:
+def full_pipeline(video: Path, n: int, seconds: float, motion_gate: bool = True, interval: int = 0) -> dict:
     """The whole frame path for N cameras; per-camera rates, drops and CPU per camera-second."""
-    config = _cameras(video, n)
+    config = _cameras(video, n, interval=interval)
     node = Node(config, create_detector(config.detector), motion_gate=motion_gate)
     worker = threading.Thread(target=node.start().run, daemon=True)
     worker.start()
@@ -138,7 +138,7 @@ def motion_gate_saving(clip: Path) -> dict:
 
 
 def run_throughput_bench(counts: list[int], seconds: float = 10.0, progress: Progress | None = None,
-                         work_dir: Path = Path("out")) -> dict:
+                         work_dir: Path = Path("out"), interval: int = 0) -> dict:
     """Trials at increasing camera counts (stopping at the first that falls behind), plus decode-only."""
     video = data_file("video/vtest_h264.mp4")
     task = progress.add_task("throughput", total=len(counts) + 2) if progress else None
@@ -150,7 +150,7 @@ def run_throughput_bench(counts: list[int], seconds: float = 10.0, progress: Pro
     trials = []
     for n in counts:
         step(f"{n} cameras, full pipeline")
-        trial = full_pipeline(video, n, seconds)
+        trial = full_pipeline(video, n, seconds, interval=interval)
         step(f"{n} cameras, decode only")
         trial["decode_cpu_per_camera_second"] = decode_only(video, n, seconds)["cpu_per_camera_second"]
         trial["ratio"] = round(trial["cpu_per_camera_second"] / max(1e-9, trial["decode_cpu_per_camera_second"]), 2)
@@ -167,6 +167,7 @@ def run_throughput_bench(counts: list[int], seconds: float = 10.0, progress: Pro
     return {
         "video": "video/vtest_h264.mp4",
         "analysed_fps": ANALYSIS_FPS,
+        "detector_interval": interval,
         "seconds_per_trial": seconds,
         "cpu_per_camera_second": reference["cpu_per_camera_second"],
         "decode_cpu_per_camera_second": reference["decode_cpu_per_camera_second"],

