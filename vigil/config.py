@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -18,7 +18,7 @@ from vigil.errors import ConfigError
 #: COCO class names the detector may report, and the default filter.
 DETECTABLE_CLASSES = ("person", "bicycle", "car", "motorcycle", "bus", "truck")
 DetectorModel = Literal["nanodet-int8", "nanodet"]  # names in vigil/vision/models.json
-DETECTOR_MODELS: tuple[str, ...] = DetectorModel.__args__
+DETECTOR_MODELS: tuple[str, ...] = get_args(DetectorModel)
 VEHICLE_CLASSES = ("bicycle", "car", "motorcycle", "bus", "truck")
 
 Point = tuple[float, float]
