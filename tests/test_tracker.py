@@ -138,6 +138,24 @@ def test_lifecycle_new_confirmed_lost_ended_once():
     assert update.active == [] and tracker.flush(at(40)) == []
 
 
+def test_a_track_lost_at_the_picture_edge_ends_at_once_one_lost_inside_waits():
+    """Lost touching the edge, a person walked out: ended once lost. Lost mid-picture, maybe hidden: kept."""
+    config = TrackerConfig(confirm_hits=3, lost_after_s=0.5, end_after_s=10.0)
+    tracker = create_tracker(config, "cam-1", fps=FPS)
+    picture = np.zeros((576, 768, 3), np.uint8)
+    for index in range(10):  # one walks right to the edge, one stands mid-picture; then both vanish
+        x = 680 + 9 * index
+        tracker.update(boxes([(x, 200, min(x + 40, 768), 300), (300, 200, 340, 300)], ["person"] * 2), at(index),
+                       picture)
+    ended_at = {}
+    for index in range(10, 150):
+        update = tracker.update(boxes([], []), at(index), picture)
+        for track in update.ended:
+            ended_at[track.trajectory[-1][0] > 700] = (at(index) - at(9)).total_seconds()
+    assert ended_at[True] == pytest.approx(0.5)  # at the edge: ended as soon as lost
+    assert ended_at[False] == pytest.approx(10.0)  # inside: kept end_after_s for an occlusion to pass
+
+
 def test_flush_ends_every_track_once():
     tracker = create_tracker(TrackerConfig(), "cam-1", fps=FPS)
     for index in range(3):

@@ -35,6 +35,7 @@ CLASS_GROUPS = {
 }
 _ROW = "_vigil_row"  # temporary data key: the input row of each detection, through the library's reordering
 IOU_BUFFER = 0.3  # buffered-IoU margin, relative to box size (see create_association)
+EDGE_MARGIN = 0.01  # a box this close to the picture's edge (fraction of its longer side) touches it
 _TIME_STEP = 1e-6  # seconds added to a repeated or backwards capture time, so association still advances
 
 
@@ -137,6 +138,7 @@ class AssociationTracker:
         self._next_id = 1
         self._last_at: datetime | None = None
         self._last_stamp = float("-inf")
+        self._picture: tuple[int, int] | None = None  # width, height of the last image seen
 
     def update(self, detections: sv.Detections, at: datetime, image: np.ndarray | None = None) -> TrackUpdate:
         """Associate this frame's detections, advance every track's lifecycle to ``at``, and report."""
@@ -150,6 +152,8 @@ class AssociationTracker:
         for row, track_id in zip(rows, ids, strict=True):
             self._observe(self._lives[track_id], detections, row, names[row], now, image)
 
+        if image is not None:
+            self._picture = image.shape[1], image.shape[0]
         ended = self._advance(now)
         output = detections[np.array(rows, dtype=int)] if rows else _empty_like(detections)
         output.tracker_id = np.array(ids, dtype=int)
@@ -227,7 +231,7 @@ class AssociationTracker:
         for track_id, life in list(self._lives.items()):
             track = life.track
             unseen = (now - track.last_seen).total_seconds()
-            if unseen >= self.config.end_after_s:
+            if unseen >= self.config.end_after_s or (unseen >= self.config.lost_after_s and self._left_view(track)):
                 track.state = TrackState.ENDED
                 ended.append(track)
                 del self._lives[track_id]
@@ -237,6 +241,16 @@ class AssociationTracker:
             else:
                 track.state = TrackState.CONFIRMED if track.hits >= self.config.confirm_hits else TrackState.NEW
         return ended
+
+    def _left_view(self, track: Track) -> bool:
+        """Was the track last seen touching the picture's edge? Lost there, it walked out: it ends at once
+        instead of being kept ``end_after_s`` for an occlusion to pass."""
+        if self._picture is None or not track.boxes:
+            return False
+        width, height = self._picture
+        x1, y1, x2, y2 = track.boxes[-1]
+        margin = EDGE_MARGIN * max(width, height)
+        return x1 <= margin or y1 <= margin or x2 >= width - margin or y2 >= height - margin
 
 
 def create_tracker(config: TrackerConfig, camera_id: str, fps: float = 10.0) -> Tracker:
