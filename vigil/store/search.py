@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from vigil.errors import VigilError
 from vigil.store.db import Store
 from vigil.store.recognition_schema import SightingRow
+from vigil.store.recordings import ClipRef
 from vigil.store.schema import EventRow, TrackRow
 from vigil.store.sightings import SightingStore, canonical_plate
 from vigil.vision.plate_text import clean, plate_distance
@@ -75,18 +76,6 @@ class SearchQuery:
         if self.colours:
             return ["track"]
         return ["track", "event"] if not self.event_kinds else ["event"]
-
-
-@dataclass(frozen=True, slots=True)
-class ClipRef:
-    """Where to play a hit back: a camera and a time range."""
-
-    camera_id: str
-    start: datetime
-    end: datetime
-
-    def __str__(self) -> str:
-        return f"{self.camera_id}@{self.start.isoformat()}/{self.end.isoformat()}"
 
 
 @dataclass(slots=True)
@@ -173,17 +162,24 @@ def _zone_filter(store: Store, zones: list[str]) -> ColumnElement[bool]:
     return or_(*[cast(TrackRow.zones, String).like(f"%{json.dumps(zone)}%") for zone in zones])
 
 
-def _track_conditions(store: Store, query: SearchQuery) -> list[ColumnElement[bool]]:
-    conditions = _overlap(TrackRow.first_seen, TrackRow.last_seen, query)
+def _object_filters(store: Store, query: SearchQuery, camera: Any, label: Any) -> list[ColumnElement[bool]]:
+    """Cameras and classes on the given columns; colours and zones on the track (what a track and a
+    sighting joined to its track share)."""
+    conditions = []
     if query.cameras:
-        conditions.append(TrackRow.camera_id.in_(query.cameras))
+        conditions.append(camera.in_(query.cameras))
     if query.classes:
-        conditions.append(TrackRow.label.in_(query.classes))
+        conditions.append(label.in_(query.classes))
     if query.colours:
         conditions.append(TrackRow.colour.in_(query.colours))
     if query.zones:
         conditions.append(_zone_filter(store, query.zones))
     return conditions
+
+
+def _track_conditions(store: Store, query: SearchQuery) -> list[ColumnElement[bool]]:
+    return [*_overlap(TrackRow.first_seen, TrackRow.last_seen, query),
+            *_object_filters(store, query, TrackRow.camera_id, TrackRow.label)]
 
 
 def _track_hit(row: TrackRow) -> SearchHit:
@@ -237,15 +233,8 @@ def _sighting_statement(store: Store, query: SearchQuery, kind: str) -> Any:
     """Sightings of ``kind`` with the track they came from (outer join), filtered by the query."""
     track = and_(TrackRow.camera_id == SightingRow.camera_id, TrackRow.track_id == SightingRow.track_id,
                  TrackRow.first_seen == SightingRow.start)
-    conditions = [SightingRow.kind == kind, *_overlap(SightingRow.start, SightingRow.end, query)]
-    if query.cameras:
-        conditions.append(SightingRow.camera_id.in_(query.cameras))
-    if query.classes:
-        conditions.append(SightingRow.label.in_(query.classes))
-    if query.colours:
-        conditions.append(TrackRow.colour.in_(query.colours))
-    if query.zones:
-        conditions.append(_zone_filter(store, query.zones))
+    conditions = [SightingRow.kind == kind, *_overlap(SightingRow.start, SightingRow.end, query),
+                  *_object_filters(store, query, SightingRow.camera_id, SightingRow.label)]
     return select(SightingRow, TrackRow).outerjoin(TrackRow, track).where(*conditions)
 
 
