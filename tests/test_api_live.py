@@ -3,7 +3,6 @@ fed with real decoded video frames."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from vigil.analytics import RuleOutput
 from vigil.api.app import create_app
 from vigil.api.live import LiveFrames
 from vigil.api.server import serve_in_thread
+from vigil.api.sse_client import event_stream
 from vigil.assembly import open_services
 from vigil.config import parse_config
 from vigil.runtime import FrameResult
@@ -71,17 +71,12 @@ def test_sse_delivers_outbox_events_within_two_seconds(env) -> None:
     connected = threading.Event()
 
     def listen() -> None:
-        with httpx.stream("GET", env["url"] + "/api/events/stream", headers=env["headers"], timeout=10) as response:
-            assert response.status_code == 200
-            kind = None
-            for line in response.iter_lines():
-                if line.startswith(": connected"):
-                    connected.set()
-                elif line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: ") and kind == "vigil":
-                    received.append((time.monotonic(), json.loads(line[6:])))
-                    return
+        for body in event_stream(env["url"], env["headers"], timeout=10):
+            if body is None:
+                connected.set()
+            else:
+                received.append((time.monotonic(), body))
+                return
 
     thread = threading.Thread(target=listen, daemon=True)
     thread.start()

@@ -10,7 +10,6 @@ the wall-clock moment it is due. Camera state events (online/offline) carry no f
 
 from __future__ import annotations
 
-import json
 import tempfile
 import threading
 import time
@@ -24,6 +23,7 @@ from argon2 import PasswordHasher
 
 from vigil.api.app import create_app
 from vigil.api.server import serve_in_thread
+from vigil.api.sse_client import event_stream
 from vigil.assembly import open_services
 from vigil.config import CameraConfig, Config
 from vigil.demo.run import demo_config
@@ -50,18 +50,13 @@ def bench_config(out_dir: Path, video: Path, cameras: int) -> Config:
 
 def _listen(url: str, token: str, arrivals: list[tuple[float, dict[str, Any]]], connected: threading.Event,
             stop: threading.Event) -> None:
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.stream("GET", url + "/api/events/stream", headers=headers, timeout=None) as response:
-        kind = None
-        for line in response.iter_lines():
-            if line.startswith(": connected"):
-                connected.set()
-            elif line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: ") and kind == "vigil":
-                arrivals.append((time.time(), json.loads(line[6:])))
-            if stop.is_set():
-                return
+    for body in event_stream(url, {"Authorization": f"Bearer {token}"}):
+        if body is None:
+            connected.set()
+        else:
+            arrivals.append((time.time(), body))
+        if stop.is_set():
+            return
 
 
 def run_once(cameras: int, seconds: float, video: Path, queue_size: int | None = None) -> dict[str, Any]:
