@@ -105,26 +105,28 @@ def _when(at: datetime | None) -> str:
 
 # ---------------------------------------------------------------------- lists
 
+DescriptionOpt = typer.Option("", "--description", help="What the list is for.")
+
+
 @lists_app.command("create-watchlist")
-def create_watchlist(name: str, config_path: Path = ConfigOption,
-                     description: str = typer.Option("", "--description", help="What the list is for."),
+def create_watchlist(name: str, config_path: Path = ConfigOption, description: str = DescriptionOpt,
                      by: str | None = ByOpt) -> None:
     """Create a face watchlist."""
-    with _lists(config_path, by) as (lists, audit):
-        made = lists.create_list(name, "watchlist", _user(by), description)
-        audit("watchlist.create", f"watchlist:{made.name}", description=description)
-    out.print(f"watchlist {made.name!r} created (id {made.id})")
+    _create_list("watchlist", name, config_path, description, by)
 
 
 @lists_app.command("create-hotlist")
-def create_hotlist(name: str, config_path: Path = ConfigOption,
-                   description: str = typer.Option("", "--description", help="What the list is for."),
+def create_hotlist(name: str, config_path: Path = ConfigOption, description: str = DescriptionOpt,
                    by: str | None = ByOpt) -> None:
     """Create a licence-plate hotlist."""
+    _create_list("hotlist", name, config_path, description, by)
+
+
+def _create_list(kind: str, name: str, config_path: Path, description: str, by: str | None) -> None:
     with _lists(config_path, by) as (lists, audit):
-        made = lists.create_list(name, "hotlist", _user(by), description)
-        audit("hotlist.create", f"hotlist:{made.name}", description=description)
-    out.print(f"hotlist {made.name!r} created (id {made.id})")
+        made = lists.create_list(name, kind, _user(by), description)
+        audit(f"{kind}.create", f"{kind}:{made.name}", description=description)
+    out.print(f"{kind} {made.name!r} created (id {made.id})")
 
 
 @lists_app.command("list")
