@@ -53,6 +53,16 @@ def models() -> RecognitionModels:
 
 
 @pytest.fixture(scope="module")
+def plate_models(models: RecognitionModels) -> RecognitionModels:
+    """``models`` whose PP-OCR plate reader loads (else the test is skipped, naming why)."""
+    try:
+        models.plate_reader()
+    except ModelError as exc:
+        pytest.skip(f"PP-OCR models not in the cache: {exc}")
+    return models
+
+
+@pytest.fixture(scope="module")
 def detector():  # type: ignore[no-untyped-def]
     from vigil.config import DetectorConfig
     from vigil.vision.detector import create_detector
@@ -194,18 +204,15 @@ def _eu1() -> tuple[Path, str]:
     return photo, (EU / "eu1.txt").read_text().split()[5]
 
 
-def test_hotlisted_plate_raises_plate_match_and_search_finds_the_track(models, detector, store, lists, tmp_path):
-    try:
-        models.plate_reader()
-    except ModelError as exc:
-        pytest.skip(f"PP-OCR models not in the cache: {exc}")
+def test_hotlisted_plate_raises_plate_match_and_search_finds_the_track(plate_models, detector, store, lists,
+                                                                         tmp_path):
     photo, truth = _eu1()
     lists.create_list("stolen", "hotlist", "tester")
     entry = lists.add_plate("stolen", truth, reason="stolen", authority="case P-9", created_by="tester")
     lists.add_plate("stolen", "ZZ999", reason="expired", authority="case P-1", created_by="tester",
                     expires_at=NOW - timedelta(days=1))
     sightings = SightingStore(store)
-    factory = recognition_enrichers(Config(), lists, sightings, SnapshotStore(tmp_path), models=models)
+    factory = recognition_enrichers(Config(), lists, sightings, SnapshotStore(tmp_path), models=plate_models)
     frames = _frames(photo, count=5, height=None)
     events = _run(frames, _camera(plates=True), factory(_camera(plates=True)), detector, store, SnapshotStore(tmp_path))
     matches = [e for e in events if e.kind == "plate_match"]
@@ -224,17 +231,13 @@ def test_hotlisted_plate_raises_plate_match_and_search_finds_the_track(models, d
     assert [(h.text, h.distance) for h in fuzzy] == [(truth, 1.0)]
 
 
-def test_expired_hotlist_entry_does_not_match(models, detector, store, lists):
-    try:
-        models.plate_reader()
-    except ModelError as exc:
-        pytest.skip(f"PP-OCR models not in the cache: {exc}")
+def test_expired_hotlist_entry_does_not_match(plate_models, detector, store, lists):
     photo, truth = _eu1()
     lists.create_list("stolen", "hotlist", "tester")
     lists.add_plate("stolen", truth, reason="old", authority="case P-2", created_by="tester",
                     expires_at=NOW - timedelta(seconds=1))
     sightings = SightingStore(store, hotlist_texts=lists.hotlist_texts)
-    enrichers = recognition_enrichers(Config(), lists, sightings, models=models)(_camera(plates=True))
+    enrichers = recognition_enrichers(Config(), lists, sightings, models=plate_models)(_camera(plates=True))
     events = _run(_frames(photo, count=3, height=None), _camera(plates=True), enrichers, detector, store)
     assert not [e for e in events if e.kind == "plate_match"]
     assert search(store, SearchQuery(plate=truth)).hits[0].details["on_list"] is False
