@@ -94,15 +94,12 @@ class StreamReader:
         backoff_initial: float = 1.0,
         backoff_max: float = 30.0,
         start_time: datetime | None = None,
-        decode_threads: int = 1,
+        decode_threads: int = 2,
         max_bad_packets: int = 25,
     ) -> None:
         """``wakeup``: set whenever a frame is queued (one event can serve many readers).
         ``start_time``: capture time of a file's first frame (default: when ``start()`` runs).
-        ``max_bad_packets``: consecutive undecodable packets before a connection counts as lost.
-        ``decode_threads``: FFmpeg threads for this stream; one, as every camera already has its own
-        reader thread and frame threading costs ≈ 15% more CPU (0.0184 vs 0.0158 CPU-s per camera-second
-        on vtest_h264, 16 cameras)."""
+        ``max_bad_packets``: consecutive undecodable packets before a connection counts as lost."""
         self.camera = camera
         self.camera_id = camera.id
         self.live = is_live(camera.url)
