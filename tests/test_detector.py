@@ -7,7 +7,7 @@ import pytest
 import supervision as sv
 
 from vigil.bench.mot import load_mot_ground_truth, read_video_frames
-from vigil.config import DetectorConfig
+from vigil.config import DETECTOR_MODELS, DetectorConfig
 from vigil.vision.detector import NanoDetDetector, create_detector
 
 FRAMES = (0, 120, 400)
@@ -26,7 +26,7 @@ def pets(data_dir):
     return frames, truth
 
 
-@pytest.mark.parametrize("model", ["nanodet-int8", "nanodet"])
+@pytest.mark.parametrize("model", DETECTOR_MODELS)
 def test_finds_the_annotated_pedestrians(model, pets):
     detector = create_detector(DetectorConfig(model=model, threads=2))
     frames, truth = pets
@@ -80,10 +80,11 @@ def test_empty_scene_gives_no_people(detector):
     assert len(detector.detect([grey])[0]) == 0
 
 
-def test_int8_model_agrees_with_the_float_model(detector, pets):
-    """The quantised default finds the same people as the float model, in nearly the same boxes."""
-    assert detector.config.model == "nanodet-int8"
-    reference = create_detector(DetectorConfig(model="nanodet", threads=2))
+@pytest.mark.parametrize(("int8", "base"), [("nanodet-int8-384x288", "nanodet-384x288"), ("nanodet-int8", "nanodet")])
+def test_int8_model_agrees_with_the_float_model(int8, base, pets):
+    """A quantised model finds the same people as its float model, in nearly the same boxes."""
+    detector = create_detector(DetectorConfig(model=int8, threads=2))
+    reference = create_detector(DetectorConfig(model=base, threads=2))
     frames, _ = pets
     matched = total = 0
     for image in frames.values():

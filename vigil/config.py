@@ -17,7 +17,8 @@ from vigil.errors import ConfigError
 
 #: COCO class names the detector may report, and the default filter.
 DETECTABLE_CLASSES = ("person", "bicycle", "car", "motorcycle", "bus", "truck")
-DetectorModel = Literal["nanodet-int8", "nanodet"]  # names in vigil/vision/models.json
+# names in vigil/vision/models.json, the default first
+DetectorModel = Literal["nanodet-int8-384x288", "nanodet-384x288", "nanodet-int8", "nanodet"]
 DETECTOR_MODELS: tuple[str, ...] = get_args(DetectorModel)
 VEHICLE_CLASSES = ("bicycle", "car", "motorcycle", "bus", "truck")
 
@@ -34,8 +35,10 @@ Polygon = Annotated[list[Point], Field(min_length=3)]
 
 
 class DetectorConfig(Strict):
-    # int8 is twice as fast on CPU for ~0.001 AP50; CenterNet uses a TF.js-only op tf2onnx cannot convert
-    model: DetectorModel = "nanodet-int8"
+    # int8 is twice as fast on CPU for ~0.001 AP50, and a 384×288 input (the 4:3 of most cameras'
+    # pictures; 416×416 stretched them) costs 0.6× the 416×416 model at the same AP50 on PETS09
+    # (docs/BENCHMARKS.md). CenterNet uses a TF.js-only op tf2onnx cannot convert.
+    model: DetectorModel = "nanodet-int8-384x288"
     threads: int = Field(2, ge=1, le=64)
     score_threshold: float = Field(0.35, gt=0, lt=1)
     nms_threshold: float = Field(0.45, gt=0, le=1)

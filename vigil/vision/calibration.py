@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from vigil.errors import ModelError
-from vigil.vision.detector import nanodet_input
+from vigil.vision.detector import NANODET_SIZE, nanodet_input
 
 SAMPLES = Path("/usr/share/doc/opencv-doc/examples/data")
 VIDEOS = ("Megamind.avi", "tree.avi")
@@ -52,8 +52,9 @@ def _sample(samples: Path, name: str) -> Path:
     return path
 
 
-def save_calibration(path: Path) -> Path:
-    """Write the calibration images as one NanoDet input tensor (``.npy``); returns ``path``."""
+def save_calibration(path: Path, size: tuple[int, int] | None = None) -> Path:
+    """Write the calibration images as one NanoDet input tensor (``.npy``) of ``size`` (w, h; the
+    shipped 416×416 by default); returns ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, nanodet_input(calibration_images()))
+    np.save(path, nanodet_input(calibration_images(), size or NANODET_SIZE))
     return path

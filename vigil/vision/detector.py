@@ -9,6 +9,7 @@ value of the softmax over 11 bins × stride, measured from the cell centre.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Protocol
 
 import cv2
@@ -50,30 +51,38 @@ def onnx_session(path: str, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
 
 
-NANODET_SIZE = 416
-# OpenCV resizes (bilinear), subtracts the mean, scales per channel and lays out NCHW in one call
-_BLOB_PARAMS = cv2.dnn.Image2BlobParams(
-    scalefactor=(1 / 57.375, 1 / 57.12, 1 / 58.395), size=(NANODET_SIZE, NANODET_SIZE),
-    mean=(103.53, 116.28, 123.675), swapRB=False, ddepth=cv2.CV_32F,
-)
+NANODET_SIZE = (416, 416)  # width, height of the shipped models' input
 
 
-def nanodet_input(images: Sequence[np.ndarray]) -> np.ndarray:
-    """BGR images → the NanoDet input batch: resized to 416×416, normalised, NCHW float32."""
-    return cv2.dnn.blobFromImagesWithParams(list(images), _BLOB_PARAMS)
+def nanodet_input(images: Sequence[np.ndarray], size: tuple[int, int] = NANODET_SIZE) -> np.ndarray:
+    """BGR images → the NanoDet input batch: resized to ``size`` (w, h), normalised, NCHW float32."""
+    return cv2.dnn.blobFromImagesWithParams(list(images), _blob_params(size))
+
+
+@cache
+def _blob_params(size: tuple[int, int]) -> cv2.dnn.Image2BlobParams:
+    """OpenCV resizes (bilinear), subtracts the mean, scales per channel and lays out NCHW in one call."""
+    return cv2.dnn.Image2BlobParams(
+        scalefactor=(1 / 57.375, 1 / 57.12, 1 / 58.395), size=size,
+        mean=(103.53, 116.28, 123.675), swapRB=False, ddepth=cv2.CV_32F,
+    )
 
 
 class NanoDetDetector:
-    """NanoDet 416×416 with a class filter, score threshold and class-wise NMS from the config."""
+    """NanoDet with a class filter, score threshold and class-wise NMS from the config.
 
-    SIZE = NANODET_SIZE
+    The input size (416×416, or 416×320 for 4:3 pictures) is read from the model.
+    """
+
     STRIDES = (8, 16, 32)
     BINS = 11
 
     def __init__(self, config: DetectorConfig | None = None, threads: int | None = None) -> None:
         self.config = config or DetectorConfig()
         self.session = onnx_session(str(model_path(self.config.model)), threads or self.config.threads)
-        self.input_name = self.session.get_inputs()[0].name
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        self.size = (int(model_input.shape[3]), int(model_input.shape[2]))  # NCHW → (w, h)
         by_name = {o.name: o for o in self.session.get_outputs()}
         # outputs come as scores then boxes per stride; order them by their cell count, largest first
         scores = sorted((o for o in by_name.values() if o.shape[-1] == 80), key=lambda o: -o.shape[1])
@@ -83,8 +92,7 @@ class NanoDetDetector:
         self._centres = [self._cell_centres(s) for s in self.STRIDES]
 
     def _cell_centres(self, stride: int) -> np.ndarray:
-        cells = self.SIZE // stride
-        ys, xs = np.mgrid[0:cells, 0:cells]
+        ys, xs = np.mgrid[0 : self.size[1] // stride, 0 : self.size[0] // stride]
         return (np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32) + 0.5) * stride
 
     def detect(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
@@ -92,7 +100,7 @@ class NanoDetDetector:
         step = self.config.max_batch
         for start in range(0, len(images), step):
             chunk = images[start : start + step]
-            outputs = self.session.run(self.output_names, {self.input_name: nanodet_input(chunk)})
+            outputs = self.session.run(self.output_names, {self.input_name: nanodet_input(chunk, self.size)})
             n = len(self.STRIDES)
             for i, image in enumerate(chunk):
                 results.append(self._decode([o[i] for o in outputs[:n]], [o[i] for o in outputs[n:]], image.shape))
@@ -122,7 +130,7 @@ class NanoDetDetector:
         confidence = np.concatenate(all_scores).astype(np.float32)
         class_id = np.concatenate(all_classes)
         height, width = shape[:2]
-        boxes *= np.array([width, height, width, height], np.float32) / self.SIZE
+        boxes *= np.array([width / self.size[0], height / self.size[1]] * 2, np.float32)
         np.clip(boxes, 0, [width, height, width, height], out=boxes)
         xywh = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
         keep = cv2.dnn.NMSBoxesBatched(xywh.tolist(), confidence.tolist(), class_id.tolist(), threshold,

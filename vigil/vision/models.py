@@ -55,6 +55,14 @@ class ModelSpec:
     sha256: str
     base: str = ""  # int8: the float model it is quantised from
     exclude: tuple[str, ...] = ()  # int8: nodes kept in float
+    input_size: str = ""  # tfjs: "WxH" to convert an image model at another input size
+
+    @property
+    def input_wh(self) -> tuple[int, int] | None:
+        if not self.input_size:
+            return None
+        width, height = self.input_size.split("x")
+        return int(width), int(height)
 
     @property
     def source(self) -> str:
@@ -210,7 +218,7 @@ def build_model(spec: ModelSpec, manifest: Manifest, cache_dir: Path, on_step: C
         on_step("reading calibration images")
         from vigil.vision.calibration import save_calibration  # imports the detector, which imports this module
 
-        calibration = save_calibration(work / spec.name / "calibration.npy")
+        calibration = save_calibration(work / spec.name / "calibration.npy", manifest.get(spec.base).input_wh)
         on_step("preparing the conversion toolchain")
         python = ensure_toolchain(cache_dir.parent, manifest.toolchain)
         on_step("quantising to int8")
@@ -225,7 +233,8 @@ def build_model(spec: ModelSpec, manifest: Manifest, cache_dir: Path, on_step: C
             on_step("preparing the conversion toolchain")
             python = ensure_toolchain(cache_dir.parent, manifest.toolchain)
             on_step("converting TF.js → ONNX")
-            _run([str(python), str(CONVERTER), str(model_json), str(target), "--dynamic-batch"],
+            size = ["--input-size", spec.input_size] if spec.input_size else []
+            _run([str(python), str(CONVERTER), str(model_json), str(target), "--dynamic-batch", *size],
                  f"converting {spec.name}", env=env)
         else:
             extract_member(archive, spec.member, work / spec.name).replace(target)

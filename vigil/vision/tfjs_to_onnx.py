@@ -2,7 +2,7 @@
 
 This script runs in the throw-away conversion venv (tensorflow-cpu + tf2onnx + onnx, pinned in
 ``vigil.vision.models``), never in the runtime venv, and imports nothing from Vigil.
-Usage: ``python tfjs_to_onnx.py MODEL.json OUT.onnx [--dynamic-batch]``.
+Usage: ``python tfjs_to_onnx.py MODEL.json OUT.onnx [--dynamic-batch] [--input-size WxH]``.
 
 The ``tensorflowjs`` package would do the loading, but it drags in tensorflow-decision-forests
 and JAX; reading the format (a JSON GraphDef plus little-endian weight shards) takes a page.
@@ -12,6 +12,7 @@ which NumPy 2 removed, and TF 2.21 rejects nodes lacking default attributes such
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -59,8 +60,10 @@ def read_weights(model_dir: Path, manifest: list[dict]) -> dict[str, np.ndarray]
     return weights
 
 
-def build_graph_def(model_json: Path, dynamic_batch: bool) -> tuple[graph_pb2.GraphDef, list[str], list[str]]:
-    """The TF GraphDef of a TF.js graph model, with weights inlined and default attributes filled."""
+def build_graph_def(model_json: Path, dynamic_batch: bool, input_size: tuple[int, int] | None = None
+                    ) -> tuple[graph_pb2.GraphDef, list[str], list[str]]:
+    """The TF GraphDef of a TF.js graph model, with weights inlined and default attributes filled;
+    ``input_size`` (width, height) re-sizes an NCHW image input."""
     spec = json.loads(model_json.read_text())
     weights = read_weights(model_json.parent, spec["weightsManifest"])
     graph = json_format.ParseDict(spec["modelTopology"], graph_pb2.GraphDef(), ignore_unknown_fields=True)
@@ -77,12 +80,36 @@ def build_graph_def(model_json: Path, dynamic_batch: bool) -> tuple[graph_pb2.Gr
                 node.attr[attr.name].CopyFrom(attr.default_value)
         if "TArgs" not in node.attr and "num_args" in node.attr:  # _FusedConv2D, _FusedMatMul
             node.attr["TArgs"].list.type.extend([node.attr["T"].type] * node.attr["num_args"].i)
+    if input_size:
+        _resize_input(graph, *input_size)
     if dynamic_batch:
         _make_batch_dynamic(graph)
     signature = spec.get("signature") or spec.get("userDefinedMetadata", {}).get("signature", {})
     tensor_names = lambda names: sorted(n if ":" in n else f"{n}:0" for n in names)  # noqa: E731
     inputs, outputs = tensor_names(signature["inputs"]), tensor_names(signature["outputs"])
     return graph, inputs, outputs
+
+
+def _resize_input(graph: graph_pb2.GraphDef, width: int, height: int) -> None:
+    """Give the NCHW image input another height and width.
+
+    Reshape targets are computed from shapes, so they follow; the feature pyramid's upsampling
+    layers have constant output sizes, which are scaled by the same factors.
+    """
+    (placeholder,) = [n for n in graph.node if n.op == "Placeholder"]
+    dims = placeholder.attr["shape"].shape.dim  # N, C, H, W
+    scale_h, scale_w = height / dims[2].size, width / dims[3].size
+    dims[2].size, dims[3].size = height, width
+    consts = {n.name: n for n in graph.node if n.op == "Const"}
+    for node in graph.node:
+        if not node.op.startswith("Resize"):
+            continue
+        size = consts[node.input[1].split(":")[0]].attr["value"].tensor
+        old_h, old_w = tf.make_ndarray(size)
+        new = (old_h * scale_h, old_w * scale_w)
+        if any(v != int(v) for v in new):
+            sys.exit(f"input size {width}x{height} does not divide the {node.name} layer ({old_w}x{old_h})")
+        size.CopyFrom(tf.make_tensor_proto(np.array(new, tf.dtypes.as_dtype(size.dtype).as_numpy_dtype)))
 
 
 def _make_batch_dynamic(graph: graph_pb2.GraphDef) -> None:
@@ -146,10 +173,11 @@ def canonical_names(model) -> None:
                 dim.dim_param = "batch" if axis == 0 else f"{value.name}_dim{axis}"
 
 
-def convert(model_json: Path, out: Path, dynamic_batch: bool = False) -> None:
+def convert(model_json: Path, out: Path, dynamic_batch: bool = False,
+            input_size: tuple[int, int] | None = None) -> None:
     import tf2onnx
 
-    graph_def, inputs, outputs = build_graph_def(model_json, dynamic_batch)
+    graph_def, inputs, outputs = build_graph_def(model_json, dynamic_batch, input_size)
     model, _ = tf2onnx.convert.from_graph_def(
         graph_def, input_names=inputs, output_names=outputs, opset=13, output_path=None
     )
@@ -160,8 +188,16 @@ def convert(model_json: Path, out: Path, dynamic_batch: bool = False) -> None:
     tmp.replace(out)
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model_json", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--dynamic-batch", action="store_true")
+    parser.add_argument("--input-size", help="WxH, for an NCHW image input")
+    args = parser.parse_args()
+    size = tuple(int(v) for v in args.input_size.split("x")) if args.input_size else None
+    convert(args.model_json, args.out, args.dynamic_batch, size)
+
+
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    if len(args) != 2:
-        sys.exit("usage: tfjs_to_onnx.py MODEL.json OUT.onnx [--dynamic-batch]")
-    convert(Path(args[0]), Path(args[1]), dynamic_batch="--dynamic-batch" in sys.argv)
+    main()
