@@ -8,7 +8,7 @@ import supervision as sv
 
 from vigil.bench.mot import load_mot_ground_truth, read_video_frames
 from vigil.config import DETECTOR_MODELS, DetectorConfig
-from vigil.vision.detector import NanoDetDetector, create_detector
+from vigil.vision.detector import NanoDetDetector, ParallelSessions, create_detector
 
 FRAMES = (0, 120, 400)
 
@@ -50,6 +50,22 @@ def test_batched_equals_single(detector, pets):
         alone = detector.detect([image])[0]
         assert len(alone) == len(together)
         np.testing.assert_allclose(alone.xyxy, together.xyxy, atol=0.05)
+
+
+def test_parallel_sessions_give_what_one_session_gives(pets):
+    """A batch dealt out between two sessions comes back whole, in order, with the same boxes."""
+    frames, _ = pets
+    images = [frames[i] for i in (0, 120, 400, 120, 0)]
+    parallel = create_detector(DetectorConfig(sessions=2, threads=1))
+    assert isinstance(parallel, ParallelSessions) and len(parallel.detectors) == 2
+    single = create_detector(DetectorConfig(sessions=1, threads=1))
+    assert isinstance(single, NanoDetDetector)
+    together, alone = parallel.detect(images), single.detect(images)
+    assert len(together) == len(images)
+    for a, b in zip(together, alone, strict=True):
+        assert len(a) == len(b) > 0
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=0.05)
+    assert len(together[0]) != len(together[1])  # different frames: the order is the batch's
 
 
 def test_class_filter_and_thresholds(pets):

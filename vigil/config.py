@@ -39,7 +39,10 @@ class DetectorConfig(Strict):
     # pictures; 416×416 stretched them) costs 0.6× the 416×416 model at the same AP50 on PETS09
     # (docs/BENCHMARKS.md). CenterNet uses a TF.js-only op tf2onnx cannot convert.
     model: DetectorModel = "nanodet-int8-384x288"
-    threads: int = Field(2, ge=1, le=64)
+    #: intra-op threads of each inference session, and sessions run side by side on parts of a batch:
+    #: on CPU, one single-threaded session per core uses the cores best (docs/BENCHMARKS.md)
+    threads: int = Field(1, ge=1, le=64)
+    sessions: int = Field(2, ge=1, le=16)
     score_threshold: float = Field(0.35, gt=0, lt=1)
     nms_threshold: float = Field(0.45, gt=0, le=1)
     classes: list[str] = Field(default_factory=lambda: list(DETECTABLE_CLASSES))
