@@ -110,3 +110,16 @@ def test_int8_model_agrees_with_the_float_model(int8, base, pets):
             matched += int((sv.box_iou_batch(theirs.xyxy, ours.xyxy).max(axis=1) >= 0.7).sum())
     assert total > 10
     assert matched / total >= 0.85, f"{matched} of {total} float detections have an int8 twin"
+
+
+def test_detection_bench_compares_every_model_on_a_few_frames(data_dir, tmp_path):
+    from vigil.bench.detection import run_detection_bench
+
+    result = run_detection_bench(max_frames=10, image_path=tmp_path / "detection.png")
+    assert result["model"] == DetectorConfig().model and result["frames"] == 10
+    assert set(result["models"]) == set(DETECTOR_MODELS)
+    for scores in result["models"].values():
+        assert 0.5 < scores["person_ap50"] <= 1.0
+        assert set(scores["ms_per_frame"]) == {"threads_1", "threads_2", "threads_2_batch_8", "sessions_2_batch_8"}
+    assert set(result["speedup_2_threads"]) == set(DETECTOR_MODELS) - {result["model"]}
+    assert (tmp_path / "detection.png").stat().st_size > 10_000
