@@ -199,14 +199,15 @@ def test_stored_face_sightings_are_found_by_a_probe_photo(models, detector, stor
     assert search(store, SearchQuery(face_vector=other), sightings).hits == []
 
 
-def _eu1() -> tuple[Path, str]:
-    photo = _data(EU / "eu1.jpg")
-    return photo, (EU / "eu1.txt").read_text().split()[5]
+def _eu_car() -> tuple[Path, str]:
+    """A car photo that both int8 detectors track (a score ≥ 0.7 starts a track) and whose plate reads exactly."""
+    photo = _data(EU / "eu6.jpg")
+    return photo, (EU / "eu6.txt").read_text().split()[5]
 
 
 def test_hotlisted_plate_raises_plate_match_and_search_finds_the_track(plate_models, detector, store, lists,
                                                                          tmp_path):
-    photo, truth = _eu1()
+    photo, truth = _eu_car()
     lists.create_list("stolen", "hotlist", "tester")
     entry = lists.add_plate("stolen", truth, reason="stolen", authority="case P-9", created_by="tester")
     lists.add_plate("stolen", "ZZ999", reason="expired", authority="case P-1", created_by="tester",
@@ -232,7 +233,7 @@ def test_hotlisted_plate_raises_plate_match_and_search_finds_the_track(plate_mod
 
 
 def test_expired_hotlist_entry_does_not_match(plate_models, detector, store, lists):
-    photo, truth = _eu1()
+    photo, truth = _eu_car()
     lists.create_list("stolen", "hotlist", "tester")
     lists.add_plate("stolen", truth, reason="old", authority="case P-2", created_by="tester",
                     expires_at=NOW - timedelta(seconds=1))
@@ -258,7 +259,7 @@ def test_colour_of_a_generated_person(bgr, name):
 
 
 def test_colour_enricher_sets_the_track_colour_before_the_sink_saves_it(detector, store):
-    photo, _ = _eu1()
+    photo, _ = _eu_car()
     _run(_frames(photo, count=4, height=None), _camera(), [ColourEnricher()], detector, store)
     tracks = EventStore(store).tracks()
     assert tracks and all(t.colour for t in tracks)
@@ -266,7 +267,7 @@ def test_colour_enricher_sets_the_track_colour_before_the_sink_saves_it(detector
 
 def test_plate_match_only_inside_a_plate_hotlist_authorisation(models, detector, store, lists, tmp_path):
     """With ``plate_hotlist`` required by config, hotlist matching is off until an authorisation is active."""
-    photo, truth = _eu1()
+    photo, truth = _eu_car()
     lists.create_list("stolen", "hotlist", "tester")
     lists.add_plate("stolen", truth, reason="stolen", authority="case P-9", created_by="tester")
     gov = open_governance(store, tmp_path)
