@@ -35,9 +35,9 @@ Polygon = Annotated[list[Point], Field(min_length=3)]
 
 
 class DetectorConfig(Strict):
-    # int8 is twice as fast on CPU for ~0.001 AP50, and a 384×288 input (the 4:3 of most cameras'
-    # pictures; 416×416 stretched them) costs 0.6× the 416×416 model at the same AP50 on PETS09
-    # (docs/BENCHMARKS.md). CenterNet uses a TF.js-only op tf2onnx cannot convert.
+    # int8 is twice as fast on CPU for ~0.001 AP50, and a 384×288 input (4:3; 416×416 stretched such
+    # pictures) costs 0.6× the 416×416 model at the same AP50 on PETS09 (docs/BENCHMARKS.md).
+    # CenterNet uses a TF.js-only op tf2onnx cannot convert.
     model: DetectorModel = "nanodet-int8-384x288"
     #: intra-op threads of each inference session, and sessions run side by side on parts of a batch:
     #: on CPU, one single-threaded session per core uses the cores best (docs/BENCHMARKS.md)
