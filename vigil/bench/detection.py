@@ -77,7 +77,7 @@ def run_detection_bench(max_frames: int | None = None, image_path: Path | None =
     for model in models:
         scores = evaluate(config.model_copy(update={"model": model}), video, truth, ignored, progress)
         if progress:
-            progress.update(progress.task_ids[-1], description=f"{model}: timing 1 and 2 threads")
+            progress.update(progress.task_ids[-1], description=f"{model}: timing threads and sessions")
         scores["ms_per_frame"] = {f"threads_{n}": round(time_detector(timing_images, model, n), 2) for n in (1, 2)}
         # the runtime batches frames of several cameras, 8 at a time by default, dealt out between two
         # single-threaded sessions (its default) or run by one session with two threads

@@ -101,14 +101,13 @@ def _resize_input(graph: graph_pb2.GraphDef, width: int, height: int) -> None:
     scale_h, scale_w = height / dims[2].size, width / dims[3].size
     dims[2].size, dims[3].size = height, width
     consts = {n.name: n for n in graph.node if n.op == "Const"}
-    for node in graph.node:
-        if not node.op.startswith("Resize"):
-            continue
-        size = consts[node.input[1].split(":")[0]].attr["value"].tensor
+    size_names = {n.input[1].split(":")[0] for n in graph.node if n.op.startswith("Resize")}  # each scaled once
+    for name in sorted(size_names):
+        size = consts[name].attr["value"].tensor
         old_h, old_w = tf.make_ndarray(size)
         new = (old_h * scale_h, old_w * scale_w)
         if any(v != int(v) for v in new):
-            sys.exit(f"input size {width}x{height} does not divide the {node.name} layer ({old_w}x{old_h})")
+            sys.exit(f"input size {width}x{height} does not divide the upsampling to {old_w}x{old_h} ({name})")
         size.CopyFrom(tf.make_tensor_proto(np.array(new, tf.dtypes.as_dtype(size.dtype).as_numpy_dtype)))
 
 
