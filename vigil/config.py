@@ -40,7 +40,7 @@ class DetectorConfig(Strict):
     # CenterNet uses a TF.js-only op tf2onnx cannot convert.
     model: DetectorModel = "nanodet-int8-384x288"
     #: intra-op threads of each inference session, and sessions run side by side on parts of a batch:
-    #: on CPU, one single-threaded session per core uses the cores best (docs/BENCHMARKS.md)
+    #: on CPU, one single-threaded session per core costs the least CPU per frame (docs/BENCHMARKS.md)
     threads: int = Field(1, ge=1, le=64)
     sessions: int = Field(2, ge=1, le=16)
     score_threshold: float = Field(0.35, gt=0, lt=1)

@@ -151,8 +151,8 @@ class ParallelSessions:
     """Several sessions of one detector side by side: a batch is dealt out between them and the parts run
     at once in threads (onnxruntime releases the GIL).
 
-    On 2 cores, two 1-thread sessions keep both cores busier than one session's two intra-op threads,
-    which wait on each other between layers: 20 busy cameras keep up instead of 16 (docs/BENCHMARKS.md).
+    On 2 cores, two 1-thread sessions do the same work for ≈ 4% less CPU than one session whose two
+    intra-op threads synchronise between layers, which gives 20 busy cameras headroom (docs/BENCHMARKS.md).
     """
 
     def __init__(self, detectors: Sequence[NanoDetDetector]) -> None:
