@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from vigil.config import Config
-from vigil.events.bus import Bus, InProcessBus
+from vigil.events.bus import Bus
+from vigil.events.integrations import configured_sinks, connect_bus
 from vigil.events.outbox import EventWriter, OutboxRelay
 from vigil.events.sinks import JsonLinesSink, run_sink
 from vigil.events.store_sink import StoreSink
@@ -56,13 +57,21 @@ class Services:
     _thread: threading.Thread | None = None
     _stop: asyncio.Event | None = None
 
+    def run_loop(self) -> None:
+        """Start the event loop thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.loop.run_forever, name="vigil-events", daemon=True)
+            self._thread.start()
+
     def start(self, jsonl: Path | None = None) -> Services:
-        """Run the event loop thread with the outbox relay (and a JSON-lines sink when asked)."""
-        self._thread = threading.Thread(target=self.loop.run_forever, name="vigil-events", daemon=True)
-        self._thread.start()
+        """Run the outbox relay, retention, the configured sinks (MQTT, webhooks) and, when asked, a
+        JSON-lines sink on the event loop thread."""
+        self.run_loop()
         self._stop = self.call(_new_event())
         self.spawn(self.relay.run(self._stop))
         self.spawn(self._retention_loop())
+        for route in configured_sinks(self.config):
+            self.spawn(run_sink(self.bus, route.sink, route.kinds, route.cameras))
         if jsonl is not None:
             self.spawn(run_sink(self.bus, JsonLinesSink(jsonl)))
         return self
@@ -113,7 +122,8 @@ class Services:
                 self.call(self.relay.publish_pending(), timeout=30)
             with contextlib.suppress(Exception):
                 self.call(asyncio.sleep(0.2))  # let subscribers drain what was just published
-            self.loop.call_soon_threadsafe(self._stop.set)
+            if self._stop is not None:
+                self.loop.call_soon_threadsafe(self._stop.set)
             with contextlib.suppress(Exception):
                 self.call(_cancel_all(), timeout=5)
             with contextlib.suppress(Exception):
@@ -136,14 +146,28 @@ async def _new_event() -> asyncio.Event:
 
 
 def open_services(config: Config, start_time: datetime | None = None) -> Services:
-    """The default single-node backends: the configured database, in-process bus, snapshots, recordings.
+    """A node's backends: the configured database and bus (``bus:``; NATS is connected here, on the services'
+    event loop), snapshots, recordings, governance and lists.
 
     ``start_time``: the capture time of files' first frame, when the node is given one (as the reader).
     """
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config.store.database, data_dir=config.data_dir)
     events = EventStore(store)
-    bus = InProcessBus()
+    loop = asyncio.new_event_loop()
+    thread = None
+    if config.bus.kind != "inprocess":
+        thread = threading.Thread(target=loop.run_forever, name="vigil-events", daemon=True)
+        thread.start()
+    try:
+        if thread is None:
+            bus = loop.run_until_complete(connect_bus(config.bus))
+        else:
+            bus = asyncio.run_coroutine_threadsafe(connect_bus(config.bus), loop).result(30)
+    except BaseException:
+        loop.call_soon_threadsafe(loop.stop)
+        store.close()
+        raise
     relay = OutboxRelay(store, bus)
     writer = EventWriter(events, on_written=relay.notify)
     relay.writer = writer
@@ -166,4 +190,4 @@ def open_services(config: Config, start_time: datetime | None = None) -> Service
     sightings = SightingStore(store, config.recognition.plates.read_retention_hours, config.data_dir,
                               lists.hotlist_texts, face_threshold=config.recognition.faces.threshold)
     return Services(config, store, events, writer, snapshots, bus, relay, sink, recordings, retention, governance,
-                    lists, sightings, recorders)
+                    lists, sightings, recorders, loop, thread)

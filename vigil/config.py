@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from vigil.errors import ConfigError
 
@@ -225,6 +225,46 @@ class GovernanceConfig(Strict):
     checkpoint_every: int = Field(100, ge=1)  # audit entries between signed checkpoints
 
 
+class BusConfig(Strict):
+    """Where events are published: the in-process bus (one box) or NATS JetStream (a cluster)."""
+
+    kind: Literal["inprocess", "nats"] = "inprocess"
+    #: NATS servers, comma-separated; a ``user:password@`` in them is hidden in logs
+    url: str = "nats://127.0.0.1:4222"
+    stream: str = Field("VIGIL", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    subject_prefix: str = Field("vigil", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    user: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    max_age_hours: float = Field(168.0, gt=0)  # how long JetStream keeps events
+
+
+class MqttConfig(Strict):
+    """An MQTT broker that receives every event at QoS 1 (Home Assistant, Node-RED, ...)."""
+
+    host: str
+    port: int = Field(1883, ge=1, le=65535)
+    tls: bool = False
+    ca_file: Path | None = None  # with ``tls``: the broker's CA; default: the system's
+    username: str | None = None
+    password: SecretStr | None = None
+    topic_prefix: str = Field("vigil", pattern=r"^[^#+\s]{1,100}$")
+    qos: Literal[0, 1, 2] = 1
+    client_id: str = ""  # set one for a persistent session that keeps queued messages across restarts
+
+
+class WebhookConfig(Strict):
+    """An HTTP endpoint that receives matching events as signed JSON POSTs."""
+
+    url: str = Field(pattern=r"^https?://")
+    kinds: list[str] = Field(default_factory=list)  # empty: every kind
+    cameras: list[str] = Field(default_factory=list)  # empty: every camera
+    #: HMAC-SHA256 key; the signature of the body goes in ``X-Vigil-Signature: sha256=<hex>``
+    secret: SecretStr | None = None
+    timeout_s: float = Field(5.0, gt=0, le=60)
+    retries: int = Field(3, ge=0, le=10)
+
+
 class Config(Strict):
     data_dir: Path = Path("vigil-data")
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
@@ -233,6 +273,9 @@ class Config(Strict):
     recognition: RecognitionConfig = Field(default_factory=RecognitionConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
+    bus: BusConfig = Field(default_factory=BusConfig)
+    mqtt: MqttConfig | None = None
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -241,6 +284,10 @@ class Config(Strict):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"camera id {dupes[0]!r} is used twice")
+        for hook in self.webhooks:
+            unknown = sorted(set(hook.cameras) - set(ids))
+            if unknown:
+                raise ValueError(f"webhook {redact_url(hook.url)}: no camera with id {unknown[0]!r}")
         return self
 
     def camera(self, camera_id: str) -> CameraConfig:
@@ -295,6 +342,8 @@ def load_config(path: str | Path) -> Config:
     config = parse_config(data, source=str(path))
     if not config.data_dir.is_absolute():
         config.data_dir = (path.parent / config.data_dir).resolve()
+    if config.mqtt is not None and config.mqtt.ca_file is not None and not config.mqtt.ca_file.is_absolute():
+        config.mqtt.ca_file = (path.parent / config.mqtt.ca_file).resolve()
     for cam in config.cameras:
         if "://" not in cam.url and not Path(cam.url).is_absolute():
             cam.url = str((path.parent / cam.url).resolve())

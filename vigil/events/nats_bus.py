@@ -122,6 +122,9 @@ class NatsBus:
         publish_timeout: float = 2.0,
         reconnect_wait_s: float = 1.0,
         connect_timeout_s: float = 5.0,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
     ) -> NatsBus:
         """Connect (reconnecting for ever after), and create the stream if it does not exist.
 
@@ -148,6 +151,9 @@ class NatsBus:
                 disconnected_cb=_disconnected,
                 reconnected_cb=_reconnected,
                 error_cb=_error,
+                user=user,
+                password=password,
+                token=token,
             )
         except (TimeoutError, OSError, NatsError) as exc:
             raise BusUnavailable(f"NATS {shown}: cannot connect ({exc or type(exc).__name__})") from None

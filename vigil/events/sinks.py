@@ -7,6 +7,8 @@ never stops the others.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import threading
 import urllib.error
@@ -25,6 +27,9 @@ from vigil.types import Event
 
 log = logging.getLogger(__name__)
 
+#: the header that carries a webhook body's HMAC-SHA256 signature
+SIGNATURE_HEADER = "X-Vigil-Signature"
+
 
 class SinkError(VigilError):
     """A sink could not deliver an event; the message names the sink."""
@@ -41,7 +46,7 @@ class Sink(Protocol):
 async def run_sink(
     bus: Bus, sink: Sink, kinds: Iterable[str] | None = None, cameras: Iterable[str] | None = None
 ) -> None:
-    """Forward events from ``bus`` to ``sink`` until cancelled. Errors are logged once per outage."""
+    """Forward events from ``bus`` to ``sink`` until cancelled, then close it. Errors are logged once per outage."""
     subscription = bus.subscribe(kinds=kinds, cameras=cameras)
     failing = False
     try:
@@ -58,6 +63,7 @@ async def run_sink(
                 failing = False
     finally:
         await subscription.close()
+        await sink.close()
 
 
 class JsonLinesSink:
@@ -99,8 +105,10 @@ class MqttSink:
         password: str | None = None,
         keepalive_s: int = 30,
         max_queued: int = 100_000,
+        tls: bool = False,
+        ca_file: str | None = None,
     ) -> None:
-        self.name = f"mqtt://{host}:{port}"
+        self.name = f"{'mqtts' if tls else 'mqtt'}://{host}:{port}"
         self.topic_prefix = topic_prefix.rstrip("/")
         self.qos = qos
         self._sent = 0
@@ -115,6 +123,8 @@ class MqttSink:
         )
         if username:
             self.client.username_pw_set(username, password)
+        if tls:
+            self.client.tls_set(ca_certs=ca_file)
         self.client.max_queued_messages_set(max_queued)
         self.client.max_inflight_messages_set(100)
         self.client.reconnect_delay_set(min_delay=1, max_delay=10)
@@ -178,7 +188,10 @@ class MqttSink:
 
 
 class WebhookSink:
-    """POSTs each event as JSON; retries connection errors and 5xx answers with backoff, then raises."""
+    """POSTs each event as JSON; retries connection errors and 5xx answers with backoff, then raises.
+
+    With a ``secret`` each body is signed: ``X-Vigil-Signature: sha256=<HMAC-SHA256 of the body, hex>``.
+    """
 
     def __init__(
         self,
@@ -187,6 +200,7 @@ class WebhookSink:
         timeout_s: float = 5.0,
         retries: int = 3,
         backoff_s: float = 0.5,
+        secret: str | None = None,
     ) -> None:
         self.url = url
         self.name = f"webhook:{redact_url(url)}"
@@ -194,9 +208,13 @@ class WebhookSink:
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
+        self._secret = secret.encode() if secret else None
 
     def _post(self, body: bytes) -> int:
-        request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
+        headers = dict(self.headers)
+        if self._secret is not None:
+            headers[SIGNATURE_HEADER] = "sha256=" + hmac.new(self._secret, body, hashlib.sha256).hexdigest()
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
             return int(response.status)
 
