@@ -6,6 +6,9 @@
 - ``require(permission)`` and ``require_camera(permission)`` are the route dependencies (403 with the reason
   from ``UserStore.require``); ``check_camera`` is the same check for a camera named in a body or query.
 - ``ApiState`` hangs off ``app.state.vigil``: no globals.
+- ``DbId`` / ``DbIdQuery`` are the one declaration of an integer id taken from the path or the query: bounded to
+  the database id range (every id column is a 64-bit ``BigInteger``), so an id too large for the database answers
+  422 naming the parameter instead of overflowing the driver (500).
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Query, Request, Security
 from fastapi import Path as PathParam
 from fastapi.security import APIKeyCookie, HTTPBearer
 from starlette.responses import JSONResponse
@@ -50,6 +53,14 @@ PUBLIC_API_PATHS = frozenset({"/api/auth/login", "/api/health", "/api/openapi.js
 USER_KEY = "vigil.user"
 TOKEN_KEY = "vigil.token"
 NOT_SIGNED_IN = "not signed in: log in with POST /api/auth/login (cookie vigil_session or Authorization: Bearer)"
+
+#: the largest id the database holds: every id (and the audit ``seq``) is a signed 64-bit ``BigInteger``
+#: (``BigId`` in vigil/store/schema.py; SQLite's INTEGER is 64-bit as well)
+MAX_DB_ID = 2**63 - 1
+#: an integer id in the path: 1 .. MAX_DB_ID, else 422 "path.<name>: ..."
+DbId = Annotated[int, PathParam(ge=1, le=MAX_DB_ID)]
+#: an optional integer id (or audit seq) in the query: 1 .. MAX_DB_ID, else 422 "query.<name>: ..."
+DbIdQuery = Annotated[int | None, Query(ge=1, le=MAX_DB_ID)]
 
 
 class LoginThrottle:

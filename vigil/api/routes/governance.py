@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from markdown_it import MarkdownIt
 
-from vigil.api.deps import ApiState, api_state, current_user, require
+from vigil.api.deps import ApiState, DbId, DbIdQuery, api_state, current_user, require
 from vigil.api.governance_schemas import (
     AuditEntryOut,
     AuditPageOut,
@@ -52,7 +51,6 @@ from vigil.store.db import utcnow
 from vigil.store.retention import Hold
 
 router = APIRouter(tags=["governance"])
-AuthId = Annotated[int, PathParam(ge=1)]
 T = TypeVar("T")
 MAX_REPORT_DAYS = 400
 HOLD_READERS = ("export", "authorisation.approve", "audit.read")
@@ -156,7 +154,7 @@ def request_authorisation(body: AuthorisationIn, user: User = Depends(require("a
 
 
 @router.post("/api/authorisations/{auth_id}/approve", response_model=AuthorisationOut)
-def approve_authorisation(auth_id: AuthId, body: DecisionIn | None = None,
+def approve_authorisation(auth_id: DbId, body: DecisionIn | None = None,
                           user: User = Depends(require("authorisation.approve")),
                           state: ApiState = Depends(api_state)) -> AuthorisationOut:
     """Approve a request (four-eyes: never one's own; 403 with the reason). Audited by the library."""
@@ -166,7 +164,7 @@ def approve_authorisation(auth_id: AuthId, body: DecisionIn | None = None,
 
 
 @router.post("/api/authorisations/{auth_id}/deny", response_model=AuthorisationOut)
-def deny_authorisation(auth_id: AuthId, body: ReasonIn, user: User = Depends(require("authorisation.approve")),
+def deny_authorisation(auth_id: DbId, body: ReasonIn, user: User = Depends(require("authorisation.approve")),
                        state: ApiState = Depends(api_state)) -> AuthorisationOut:
     """Deny a request, with a reason (same four-eyes rule). Audited by the library."""
     store = _governance(state).authorisations
@@ -175,7 +173,7 @@ def deny_authorisation(auth_id: AuthId, body: ReasonIn, user: User = Depends(req
 
 
 @router.post("/api/authorisations/{auth_id}/revoke", response_model=AuthorisationOut)
-def revoke_authorisation(auth_id: AuthId, body: ReasonIn, user: User = Depends(require("authorisation.request")),
+def revoke_authorisation(auth_id: DbId, body: ReasonIn, user: User = Depends(require("authorisation.request")),
                          state: ApiState = Depends(api_state)) -> AuthorisationOut:
     """End a requested or approved authorisation now (its requester or a supervisor). Audited by the library."""
     store = _governance(state).authorisations
@@ -196,7 +194,7 @@ def audit_entries(actor: Annotated[str | None, Query(max_length=64)] = None,
                   object_: Annotated[str | None, Query(alias="object", max_length=300,
                                                        description="prefix, e.g. camera: or authorisation:3")] = None,
                   from_: Annotated[UtcTime | None, Query(alias="from")] = None, to: UtcTime | None = None,
-                  before_seq: Annotated[int | None, Query(ge=1)] = None,
+                  before_seq: DbIdQuery = None,
                   limit: Annotated[int, Query(ge=1, le=500)] = 100,
                   _user: User = Depends(require("audit.read")),
                   state: ApiState = Depends(api_state)) -> AuditPageOut:
@@ -338,7 +336,7 @@ def create_hold(body: HoldIn, user: User = Depends(require_any(*HOLD_MAKERS)),
 
 
 @router.delete("/api/holds/{hold_id}", status_code=204)
-def release_hold(hold_id: Annotated[int, PathParam(ge=1)], user: User = Depends(require_any(*HOLD_MAKERS)),
+def release_hold(hold_id: DbId, user: User = Depends(require_any(*HOLD_MAKERS)),
                  state: ApiState = Depends(api_state)) -> None:
     """Release a hold (a supervisor, or its creator): its data falls under retention again. Audited."""
     hold = next((h for h in state.services.retention.holds() if h.id == hold_id), None)

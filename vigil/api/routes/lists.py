@@ -9,15 +9,13 @@ from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
-from fastapi import Path as PathParam
 
-from vigil.api.deps import ApiState, api_state, require
+from vigil.api.deps import ApiState, DbId, api_state, require
 from vigil.api.schemas import EntryOut, HotlistEntryIn, ListIn, ListOut, _utc
 from vigil.governance.users import User
 from vigil.store.lists import Entry, ListInfo
 
 router = APIRouter(tags=["lists"])
-ListId = Annotated[int, PathParam(ge=1)]
 MAX_IMAGES, MAX_IMAGE_BYTES = 10, 10 * 1024 * 1024
 KINDS = {"watchlists": "watchlist", "hotlists": "hotlist"}
 
@@ -57,14 +55,14 @@ def _routes(plural: str) -> None:
         return _out(state, info)
 
     @router.delete(f"/api/{plural}/{{list_id}}", status_code=204, name=f"delete_{kind}")
-    def delete(list_id: ListId, user: User = Depends(require("watchlist.manage")),
+    def delete(list_id: DbId, user: User = Depends(require("watchlist.manage")),
                state: ApiState = Depends(api_state)) -> None:
         info = _find(state, kind, list_id)
         removed = state.lists.delete_list(info.name)
         state.audit.record(user, f"{kind}.delete", f"{kind}:{info.name}", details={"entries": removed})
 
     @router.delete(f"/api/{plural}/{{list_id}}/entries/{{entry_id}}", status_code=204, name=f"delete_{kind}_entry")
-    def delete_entry(list_id: ListId, entry_id: Annotated[int, PathParam(ge=1)],
+    def delete_entry(list_id: DbId, entry_id: DbId,
                      user: User = Depends(require("watchlist.manage")), state: ApiState = Depends(api_state)) -> None:
         info = _find(state, kind, list_id)
         entry = state.lists.get_entry(entry_id)
@@ -80,7 +78,7 @@ for _plural in KINDS:
 
 
 @router.post("/api/hotlists/{list_id}/entries", response_model=EntryOut, status_code=201)
-def add_plate(list_id: ListId, body: HotlistEntryIn, user: User = Depends(require("watchlist.manage")),
+def add_plate(list_id: DbId, body: HotlistEntryIn, user: User = Depends(require("watchlist.manage")),
               state: ApiState = Depends(api_state)) -> EntryOut:
     info = _find(state, "hotlist", list_id)
     entry = state.lists.add_plate(info.name, body.text, reason=body.reason, authority=body.authority,
@@ -93,7 +91,7 @@ def add_plate(list_id: ListId, body: HotlistEntryIn, user: User = Depends(requir
 
 
 @router.post("/api/watchlists/{list_id}/entries", response_model=EntryOut, status_code=201)
-async def enrol(list_id: ListId, name: Annotated[str, Form(min_length=1, max_length=200)],
+async def enrol(list_id: DbId, name: Annotated[str, Form(min_length=1, max_length=200)],
                 reason: Annotated[str, Form(min_length=1, max_length=2000)],
                 authority: Annotated[str, Form(min_length=1, max_length=500)],
                 images: Annotated[list[UploadFile], File(description="photos with one face each")],

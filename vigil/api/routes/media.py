@@ -10,7 +10,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 
-from vigil.api.deps import ApiState, CameraAccess, api_state, check, current_user, require_camera
+from vigil.api.deps import ApiState, CameraAccess, DbId, api_state, check, current_user, require_camera
 from vigil.api.schemas import UtcTime
 from vigil.governance.users import User
 from vigil.store.hls import playlist
@@ -66,7 +66,7 @@ def recording_playlist(from_: Annotated[UtcTime, Query(alias="from")], to: UtcTi
 
 @router.get("/api/recordings/{camera_id}/segments/{segment_id}", response_class=FileResponse,
             responses={200: {"content": {"video/mp4": {}}}})
-def recording_segment(segment_id: Annotated[int, PathParam(ge=1)],
+def recording_segment(segment_id: DbId,
                       access: CameraAccess = Depends(require_camera("video.playback")),
                       state: ApiState = Depends(api_state)) -> FileResponse:
     """One fMP4 segment (byte ranges supported). Viewing is audited with its playlist."""
