@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vigil.config import Config
-from vigil.events.bus import Bus
+from vigil.events.bus import Bus, InProcessBus
 from vigil.events.integrations import configured_sinks, connect_bus
 from vigil.events.outbox import EventWriter, OutboxRelay
 from vigil.events.sinks import JsonLinesSink, run_sink
@@ -156,18 +156,17 @@ def open_services(config: Config, start_time: datetime | None = None) -> Service
     events = EventStore(store)
     loop = asyncio.new_event_loop()
     thread = None
-    if config.bus.kind != "inprocess":
+    if config.bus.kind == "inprocess":
+        bus: Bus = InProcessBus()
+    else:  # a network bus connects on the services' loop, which therefore starts here
         thread = threading.Thread(target=loop.run_forever, name="vigil-events", daemon=True)
         thread.start()
-    try:
-        if thread is None:
-            bus = loop.run_until_complete(connect_bus(config.bus))
-        else:
+        try:
             bus = asyncio.run_coroutine_threadsafe(connect_bus(config.bus), loop).result(30)
-    except BaseException:
-        loop.call_soon_threadsafe(loop.stop)
-        store.close()
-        raise
+        except BaseException:
+            loop.call_soon_threadsafe(loop.stop)
+            store.close()
+            raise
     relay = OutboxRelay(store, bus)
     writer = EventWriter(events, on_written=relay.notify)
     relay.writer = writer
