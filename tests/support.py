@@ -30,7 +30,8 @@ class Clock:
 
 def governance_with_users(services: Services, users: Iterable[tuple[str, str, list[str]]], password: str) -> Governance:
     """The services' governance layer with a test-speed password hasher, and the given (name, role, cameras)."""
-    governance = open_governance(services.store, services.config.data_dir, hasher=FAST_HASHER)
+    governance = open_governance(services.store, services.config.data_dir, hasher=FAST_HASHER,
+                                 session_ttl=services.governance.users.session_ttl)
     for name, role, cameras in users:
         governance.users.create(name, password, role, "test-setup", cameras=cameras)
     return governance

@@ -159,6 +159,11 @@ def test_outbox_through_a_nats_outage_loses_nothing(tmp_path) -> None:  # type: 
             for event in events[:10]:
                 await asyncio.to_thread(writer.write, event)
             assert len(await take(watcher, 10)) == 10
+            for _ in range(100):  # the watcher can see an event before its ack reaches the relay
+                if relay.pending() == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert relay.pending() == 0
             await proxy.cut()
             for event in events[10:20]:
                 await asyncio.to_thread(writer.write, event)

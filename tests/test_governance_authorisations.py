@@ -23,7 +23,7 @@ TICK = timedelta(microseconds=1)
 def auths(store: Store, users: UserStore, clock: Clock) -> AuthorisationStore:
     for name, role in [("ivan", "investigator"), ("sue", "supervisor"), ("sid", "supervisor"), ("olive", "operator"),
                        ("audrey", "auditor")]:
-        users.create(name, f"{name}-password", role, "admin1", cameras=["*"])
+        users.create(name, f"{role} walnut kayak 73", role, "admin1", cameras=["*"])
     return AuthorisationStore(store, users, users.audit, clock=clock)
 
 

@@ -30,7 +30,7 @@ def test_governance_commands(tmp_path: Path) -> None:
     c = ["-c", str(config)]
     for name, role in [("ivan", "investigator"), ("sue", "supervisor")]:
         code, output, error = vigil("users", "add", name, *c, "--role", role, "--cameras", "cam1,cam2",
-                                    "--password-stdin", stdin=f"{name}-password\n")
+                                    "--password-stdin", stdin=f"walnut kayak {role} 73\n")
         assert (code, error) == (0, None) and f"added {name} ({role}" in output
     code, output, error = vigil("users", "add", "eve", *c, "--role", "boss", "--password-stdin", stdin="pw-123456\n")
     assert isinstance(error, VigilError) and "unknown role 'boss'" in str(error)

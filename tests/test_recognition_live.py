@@ -271,8 +271,8 @@ def test_plate_match_only_inside_a_plate_hotlist_authorisation(models, detector,
     lists.create_list("stolen", "hotlist", "tester")
     lists.add_plate("stolen", truth, reason="stolen", authority="case P-9", created_by="tester")
     gov = open_governance(store, tmp_path)
-    gov.users.create("inv", "password-123", "investigator", "setup", cameras=["*"])
-    gov.users.create("sup", "password-123", "supervisor", "setup", cameras=["*"])
+    gov.users.create("inv", "scarlet bicycle ocean 21", "investigator", "setup", cameras=["*"])
+    gov.users.create("sup", "scarlet bicycle ocean 21", "supervisor", "setup", cameras=["*"])
     frames = _frames(photo, count=3, height=None)
     at = frames[0].captured_at
 

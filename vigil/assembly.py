@@ -12,7 +12,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,8 @@ def open_services(config: Config, start_time: datetime | None = None) -> Service
     }
     sink = StoreSink(events, writer, snapshots if config.store.snapshots else None, config.tracker.confirm_hits,
                      recorders)
-    governance = open_governance(store, config.data_dir, checkpoint_every=config.governance.checkpoint_every)
+    governance = open_governance(store, config.data_dir, checkpoint_every=config.governance.checkpoint_every,
+                                 session_ttl=timedelta(hours=config.governance.session_hours))
     lists = ListStore(store, config.data_dir)
     sightings = SightingStore(store, config.recognition.plates.read_retention_hours, config.data_dir,
                               lists.hotlist_texts, face_threshold=config.recognition.faces.threshold)

@@ -223,6 +223,8 @@ class GovernanceConfig(Strict):
     #: any of: plate_hotlist (live hotlist matching), evidence_hold, export
     require_authorisation_for: list[Literal["plate_hotlist", "evidence_hold", "export"]] = Field(default_factory=list)
     checkpoint_every: int = Field(100, ge=1)  # audit entries between signed checkpoints
+    #: a login session ends this long after sign-in (an admin can end it sooner: ``vigil users revoke-sessions``)
+    session_hours: float = Field(8.0, gt=0, le=720)
 
 
 class BusConfig(Strict):
@@ -265,6 +267,22 @@ class WebhookConfig(Strict):
     retries: int = Field(3, ge=0, le=10)
 
 
+class ApiConfig(Strict):
+    """The command centre's web server."""
+
+    #: other origins the pages may be served from (a reverse proxy's ``https://vigil.example.org``): writes that
+    #: carry the session cookie from any other origin are refused
+    allowed_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if not re.fullmatch(r"https?://[^/\s]+", origin.rstrip("/")):
+                raise ValueError(f"{origin!r} is not an origin like https://vigil.example.org")
+        return [o.rstrip("/") for o in origins]
+
+
 class Config(Strict):
     data_dir: Path = Path("vigil-data")
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
@@ -276,6 +294,7 @@ class Config(Strict):
     bus: BusConfig = Field(default_factory=BusConfig)
     mqtt: MqttConfig | None = None
     webhooks: list[WebhookConfig] = Field(default_factory=list)
+    api: ApiConfig = Field(default_factory=ApiConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")

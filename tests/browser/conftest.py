@@ -165,6 +165,7 @@ def page_as(browser: Any, centre: CommandCentre) -> Iterator[Callable[..., Any]]
         page = context.new_page()
         page.set_default_timeout(30_000)  # the machine is shared: allow for load
         page.on("pageerror", lambda error: page.js_errors.append(str(error)))
+        page.on("console", lambda message: _note_policy_violation(page, message))
         page.js_errors = []
         pages.append(page)
         if sign_in:
@@ -176,6 +177,22 @@ def page_as(browser: Any, centre: CommandCentre) -> Iterator[Callable[..., Any]]
     for context in contexts:
         context.close()
     assert not errors, f"JavaScript errors: {errors}"
+
+
+def _note_policy_violation(page: Any, message: Any) -> None:
+    """The app runs under its own Content-Security-Policy: anything the browser refuses is an error."""
+    if message.type == "error" and "Content Security Policy" in message.text:
+        page.js_errors.append(message.text)
+
+
+def wait_until(page: Any, expression: str, timeout: float = 30.0) -> None:
+    """Poll a JavaScript expression until it is truthy. ``page.wait_for_function`` cannot be used: it compiles
+    its predicate with ``eval`` inside the page, which the app's CSP (no ``unsafe-eval``) refuses."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(f"() => Boolean({expression})"):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting in the page for: {expression}")
+        page.wait_for_timeout(100)
 
 
 def login(page: Any, username: str, password: str = PASSWORD) -> None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from tests.browser.conftest import wait_until
 from vigil.paths import data_root
 
 pytestmark = pytest.mark.browser
@@ -40,7 +41,7 @@ def test_login_shows_errors_then_signs_in(page_as, centre, shot) -> None:
     page.fill("#username", "operator")
     page.fill("#password", "wrong-password-1")
     page.click("#login-submit")
-    page.wait_for_function("document.querySelector('#login-error').textContent.length > 0")
+    wait_until(page, "document.querySelector('#login-error').textContent.length > 0")
     assert "wrong password" in page.text_content("#login-error")
     shot(page, "login-error")
     page.fill("#password", "")
@@ -61,14 +62,14 @@ def test_login_shows_errors_then_signs_in(page_as, centre, shot) -> None:
 def test_map_shows_camera_markers_on_the_offline_basemap(page_as, centre, shot) -> None:
     page = page_as("operator")
     marker = page.wait_for_selector(f".cam-marker[data-camera='{CAMERA}']")
-    page.wait_for_function("Number(document.querySelector('#map').dataset.roads || 0) > 100")
+    wait_until(page, "Number(document.querySelector('#map').dataset.roads || 0) > 100")
     # online (green) and ringed once the pipeline has raised open alerts; the map refreshes every few seconds
     page.wait_for_selector(f".cam-marker.state-online.alerting[data-camera='{CAMERA}']", timeout=60_000)
     marker = page.wait_for_selector(f".cam-marker[data-camera='{CAMERA}']")
     marker.click()
     popup = page.wait_for_selector(f".cam-popup[data-camera='{CAMERA}']")
     assert "Campus junction" in popup.text_content()
-    page.wait_for_function("document.querySelector('.cam-popup img')?.naturalWidth > 0")
+    wait_until(page, "document.querySelector('.cam-popup img')?.naturalWidth > 0")
     assert page.query_selector(f"#camera-list li[data-camera='{CAMERA}']") is not None
     page.wait_for_timeout(600)  # the popup's auto-pan animation
     shot(page, "map")
@@ -78,7 +79,7 @@ def test_map_shows_camera_markers_on_the_offline_basemap(page_as, centre, shot) 
 def test_pipeline_event_reaches_the_alert_queue_within_2s(page_as, centre, shot) -> None:
     page = page_as("operator")
     page.goto("/alerts")
-    page.wait_for_function("document.querySelector('#stream-state').textContent === 'live'")
+    wait_until(page, "document.querySelector('#stream-state').textContent === 'live'")
     ready = time.time()
     latencies: list[float] = []
     deadline = time.monotonic() + 60
@@ -101,8 +102,8 @@ def test_pipeline_event_reaches_the_alert_queue_within_2s(page_as, centre, shot)
     page.select_option("#f-severity", "warning")
     page.wait_for_url("**/alerts?severity=warning")
     rows = "[...document.querySelectorAll('#alert-rows tr')]"
-    page.wait_for_function(f"{rows}.length > 0 && {rows}.every(r => r.dataset.severity === 'warning')",
-                           timeout=60_000)  # loitering and other warnings come within a minute
+    wait_until(page, f"{rows}.length > 0 && {rows}.every(r => r.dataset.severity === 'warning')",
+                 timeout=60)  # loitering and other warnings come within a minute
     page.check("#sound")  # turning the cue on beeps once (WebAudio) without errors
     assert not page.js_errors
 
@@ -115,7 +116,7 @@ def test_acknowledgement_persists_after_reload(page_as, centre, shot) -> None:
     row.query_selector("button[data-action='ack']").click()
     page.wait_for_selector(f"tr[data-event-id='{event_id}'][data-status='acknowledged']")
     page.reload()
-    page.wait_for_function("document.querySelector('#stream-state').textContent === 'live'")
+    wait_until(page, "document.querySelector('#stream-state').textContent === 'live'")
     assert page.query_selector(f"tr[data-event-id='{event_id}']") is None  # the open queue no longer has it
     page.select_option("#f-status", "acknowledged")
     row = page.wait_for_selector(f"tr[data-event-id='{event_id}'][data-status='acknowledged']")
@@ -126,7 +127,7 @@ def test_acknowledgement_persists_after_reload(page_as, centre, shot) -> None:
     page.fill("#comment-text", "Checked on the live view: nothing unusual.")
     page.click("#comment-form button[type='submit']")
     page.wait_for_selector("#comments li:has-text('nothing unusual')")
-    page.wait_for_function("document.querySelector('#snapshot').naturalWidth > 0")
+    wait_until(page, "document.querySelector('#snapshot').naturalWidth > 0")
     shot(page, "event-operator")
 
 
@@ -143,7 +144,7 @@ def test_search_by_class_and_time_returns_thumbnails(page_as, centre, shot) -> N
     assert count >= 1
     # thumbnails load lazily: every one in view must have loaded
     in_view = "[...document.querySelectorAll('#results img')].filter(i => i.getBoundingClientRect().top < innerHeight)"
-    page.wait_for_function(f"{in_view}.every(i => i.complete)")
+    wait_until(page, f"{in_view}.every(i => i.complete)")
     widths = page.evaluate(f"{in_view}.map(i => i.naturalWidth)")
     assert widths and all(w > 0 for w in widths)
     labels = page.eval_on_selector_all("#results .result strong", "nodes => nodes.map(n => n.textContent)")
@@ -159,7 +160,7 @@ def test_face_search_without_authorisation_shows_the_reason(page_as, centre) -> 
     page.goto("/search")
     page.set_input_files("#s-face", str(probe))
     page.click("#s-go")
-    page.wait_for_function("document.querySelector('#search-error').textContent.length > 0")
+    wait_until(page, "document.querySelector('#search-error').textContent.length > 0")
     assert "face search refused" in page.text_content("#search-error")
 
 
@@ -183,8 +184,8 @@ def test_clip_plays_in_the_event_detail(page_as, centre, shot) -> None:
     event = centre.wait_for(playable, 90, "an event whose clip has been recorded")
     page = page_as("supervisor")
     page.goto(f"/events/{event['id']}")
-    page.wait_for_function("document.querySelector('#snapshot').naturalWidth > 0")
-    page.wait_for_function("document.querySelector('#clip').currentTime > 0.5", timeout=30_000)
+    wait_until(page, "document.querySelector('#snapshot').naturalWidth > 0")
+    wait_until(page, "document.querySelector('#clip').currentTime > 0.5", timeout=30)
     note = page.text_content("#clip-note")
     assert "cannot" not in note, note
     page.evaluate("document.querySelector('#clip').pause()")
@@ -200,7 +201,7 @@ def test_live_grid_shows_the_permitted_cameras(page_as, centre, shot) -> None:
     page = page_as("operator")
     page.goto("/live", wait_until="domcontentloaded")
     tile = page.wait_for_selector(f".tile[data-camera='{CAMERA}']")
-    page.wait_for_function(f"document.querySelector(\".tile[data-camera='{CAMERA}'] img\").naturalWidth > 0")
+    wait_until(page, f"document.querySelector(\".tile[data-camera='{CAMERA}'] img\").naturalWidth > 0")
     page.wait_for_timeout(500)
     shot(page, "live")
     tile.click()
@@ -213,14 +214,14 @@ def test_operator_without_the_camera_sees_nothing_of_it(page_as, centre, shot) -
     events = centre.wait_for(lambda: _events(centre, camera=CAMERA), 30, "an event of the demo camera")
     page = page_as("operator2")
     page.wait_for_selector("#camera-count")
-    page.wait_for_function("document.querySelector('#map-status').textContent.startsWith('Updated')")
+    wait_until(page, "document.querySelector('#map-status').textContent.startsWith('Updated')")
     assert page.query_selector(".cam-marker") is None
     assert page.text_content("#camera-count") == "0"
     page.goto("/live", wait_until="domcontentloaded")
     page.wait_for_selector("#live-empty:not(.hidden)")
     assert page.query_selector(".tile") is None
     page.goto("/alerts?status=all")
-    page.wait_for_function("document.querySelector('#stream-state').textContent === 'live'")
+    wait_until(page, "document.querySelector('#stream-state').textContent === 'live'")
     page.wait_for_selector("#alerts-empty:not(.hidden)")
     assert page.query_selector("#alert-rows tr") is None
     shot(page, "alerts-operator2")
@@ -233,7 +234,7 @@ def test_operator_without_the_camera_sees_nothing_of_it(page_as, centre, shot) -
         assert CAMERA in answer.json()["detail"]
     assert api.get("/api/events").json()["items"] == []
     page.goto(f"/events/{events[0]['id']}")
-    page.wait_for_function("document.querySelector('#event-error').textContent.length > 0")
+    wait_until(page, "document.querySelector('#event-error').textContent.length > 0")
     assert "no access" in page.text_content("#event-error")
 
 
@@ -245,7 +246,7 @@ def test_dashboards_draw_counts_lines_and_heatmap(page_as, centre, shot) -> None
     points = page.eval_on_selector_all("#counts-chart path[data-series]", "p => p.map(x => +x.dataset.points)")
     assert max(points) >= 2
     page.wait_for_selector("#lines-table [data-line='west-path'][data-direction='in']")
-    page.wait_for_function("document.querySelector('#heatmap').naturalWidth > 0")
+    wait_until(page, "document.querySelector('#heatmap').naturalWidth > 0")
     shot(page, "dashboards")
     assert not page.js_errors
 

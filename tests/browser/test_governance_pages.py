@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.browser.conftest import wait_until
+
 pytestmark = pytest.mark.browser
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -109,7 +111,7 @@ def test_auditor_sees_the_audit_log_verified_and_reports(page_as, centre, shot) 
     shown = "() => [...document.querySelectorAll('#audit-rows tr')].map(r => r.dataset.action + ' ' + r.dataset.actor)"
     # the filtered page replaces the unfiltered one: wait for it rather than for a row both pages have
     compact = json.dumps(json.dumps(expected, separators=(",", ":")))  # as JSON.stringify writes it
-    auditor.wait_for_function(f"JSON.stringify(({shown})()) === {compact}")
+    wait_until(auditor, f"JSON.stringify(({shown})()) === {compact}")
     assert auditor.evaluate(shown) == expected
     assert case in auditor.text_content("#audit-rows")
     auditor.click("#f-clear")
@@ -142,6 +144,6 @@ def test_auditors_nav_has_no_video_and_video_is_refused(page_as, centre) -> None
     }""", centre.camera)
     assert answer[0] == 403 and "does not allow video" in answer[1]
     auditor.goto("/holds")
-    auditor.wait_for_function("document.querySelector('#hold-count').textContent !== ''")
+    wait_until(auditor, "document.querySelector('#hold-count').textContent !== ''")
     assert auditor.is_hidden("#hold-panel")  # may look, not place or release
     assert auditor.locator("#hold-rows button[data-action='release']").count() == 0

@@ -18,9 +18,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import vigil.web
-from vigil.api.deps import USER_KEY, ApiState, AuditTrail, AuthMiddleware, LoginThrottle
+from vigil.api.deps import SESSION_COOKIE, USER_KEY, ApiState, AuditTrail, AuthMiddleware, LoginThrottle
 from vigil.api.live import EventBridge, LiveFrames
+from vigil.api.openapi import declare_errors
 from vigil.api.routes import analytics, auth, cameras, events, governance, lists, map, media, search
+from vigil.api.routes import users as user_routes
+from vigil.api.security import CrossSiteRequestMiddleware, SecurityHeadersMiddleware
 from vigil.config import Config, redact_url
 from vigil.errors import DataError, VigilError
 from vigil.governance.audit import AuditLog
@@ -85,7 +88,7 @@ def create_app(config: Config, services: Services, node: Node | None = None, *, 
     app = FastAPI(title="Vigil command centre", version="1", openapi_url="/api/openapi.json",
                   docs_url="/api/docs", redoc_url=None)
     app.state.vigil = state
-    for module in (auth, cameras, events, media, search, lists, analytics, map, governance):
+    for module in (auth, cameras, events, media, search, lists, analytics, map, governance, user_routes):
         app.include_router(module.router)
 
     @app.get("/api/health", tags=["health"])
@@ -94,9 +97,13 @@ def create_app(config: Config, services: Services, node: Node | None = None, *, 
         return {"ok": True}
 
     _add_error_handlers(app)
+    declare_errors(app)
     _add_web(app, web_dir or WEB_DIR)
     app.add_middleware(AuthMiddleware, users=users)
+    app.add_middleware(CrossSiteRequestMiddleware, cookie_name=SESSION_COOKIE,
+                       allowed_origins=config.api.allowed_origins)
     app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: even a 500 carries the headers
     return app
 
 

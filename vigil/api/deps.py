@@ -240,6 +240,7 @@ def require(permission: str | None = None) -> Callable[..., User]:
         check(user, permission)
         return user
 
+    dependency.permission = permission  # type: ignore[attr-defined]  # read by vigil.api.openapi
     return dependency
 
 
@@ -256,6 +257,7 @@ def require_camera(permission: str | None) -> Callable[..., CameraAccess]:
                    user: User = Depends(current_user)) -> CameraAccess:
         return CameraAccess(user, check_camera(api_state(request), user, camera_id, permission))
 
+    dependency.permission = permission  # type: ignore[attr-defined]
     return dependency
 
 

@@ -125,7 +125,7 @@ def live_config(out_dir: Path) -> tuple[Config, Path, tuple[str, str]]:
     config = demo_config(out_dir, locate_vtest(), realtime=True, loop=True)
     path = out_dir / "vigil.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    password = secrets.token_urlsafe(9)
+    password = secrets.token_urlsafe(12)
     services = open_services(config)
     try:
         users = services.governance.users

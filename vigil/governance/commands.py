@@ -181,6 +181,14 @@ def users_enable(username: str, config_path: Path = ConfigOption) -> None:
     out.print(f"enabled {username}")
 
 
+@users_app.command("revoke-sessions")
+def users_revoke_sessions(username: str, config_path: Path = ConfigOption) -> None:
+    """End every session of a user now (they must sign in again); audited."""
+    with governance(config_path) as gov:
+        count = gov.users.revoke_sessions(username, console_actor())
+    out.print(f"ended {count} session{'s' if count != 1 else ''} of {username}")
+
+
 @users_app.command("grant-cameras")
 def users_grant_cameras(username: str, cameras: list[str] = typer.Argument(..., help="Camera ids or '*'."),
                         config_path: Path = ConfigOption) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -27,10 +27,11 @@ class Governance:
 
 
 def open_governance(store: Store, data_dir: Path | str, checkpoint_every: int = 100,
-                    hasher: PasswordHasher | None = None, clock: Callable[[], datetime] = utcnow) -> Governance:
+                    hasher: PasswordHasher | None = None, clock: Callable[[], datetime] = utcnow,
+                    session_ttl: timedelta = timedelta(hours=8)) -> Governance:
     """The governance layer over an open (migrated) store; the signing key and the checkpoint witness file live
     in ``<data_dir>/audit`` (the key is created there on first use, mode 0600)."""
     folder = Path(data_dir) / AUDIT_DIR
     audit = AuditLog(store, AuditSigner.load_or_create(folder), checkpoint_every, witness_dir=folder, clock=clock)
-    users = UserStore(store, audit, hasher=hasher, clock=clock)
+    users = UserStore(store, audit, hasher=hasher, clock=clock, session_ttl=session_ttl)
     return Governance(store, audit, users, AuthorisationStore(store, users, audit, clock=clock))

@@ -15,19 +15,19 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vigil.governance.audit import AuditLog
 from vigil.governance.errors import PermissionDenied, UserError
+from vigil.governance.passwords import check_password
 from vigil.governance.roles import VIDEO_PERMISSIONS, check_permission, check_role, role_allows
 from vigil.governance.schema import SessionRow, UserRow
 from vigil.store.db import Store, utcnow
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
 CAMERA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-MIN_PASSWORD = 8
 ALL_CAMERAS = "*"
 BAD_CREDENTIALS = "unknown user or wrong password"
 
@@ -109,7 +109,7 @@ class UserStore:
             raise UserError(f"bad username {username!r}: 2-64 of a-z 0-9 . _ @ -, starting with a letter or digit")
         check_role(role)
         grant = check_cameras(cameras)
-        digest = self.hasher.hash(self._check_password(username, password))
+        digest = self.hasher.hash(check_password(username, password, display_name))
         now = self.clock()
         try:
             with self.store.session() as session:
@@ -133,14 +133,18 @@ class UserStore:
             changes["cameras"] = check_cameras(cameras)
         if display_name is not None:
             changes["display_name"] = display_name
-        digest = self.hasher.hash(self._check_password(username, password)) if password is not None else None
+        digest = (self.hasher.hash(check_password(username, password, display_name or None))
+                  if password is not None else None)
         with self.store.session() as session:
             row = self._row(session, username)
             before = {key: getattr(row, key) for key in changes}
             for key, value in changes.items():
                 setattr(row, key, value)
-            if digest is not None:
+            if digest is not None:  # a new password ends every session signed in with the old one
                 row.password_hash, row.failed_logins, row.locked_until = digest, 0, None
+                session.execute(update(SessionRow).where(SessionRow.user_id == row.id,
+                                                         SessionRow.revoked_at.is_(None))
+                                .values(revoked_at=self.clock()))
             row.updated_at = self.clock()
             user = _user(row)
         details: dict[str, Any] = {key: {"from": before[key], "to": value} for key, value in changes.items()}
@@ -190,11 +194,6 @@ class UserStore:
         if row is None:
             raise UserError(f"no user {username!r}")
         return row
-
-    def _check_password(self, username: str, password: str) -> str:
-        if len(password) < MIN_PASSWORD:
-            raise UserError(f"password for {username!r} is too short (at least {MIN_PASSWORD} characters)")
-        return password
 
     # ------------------------------------------------------------------ login
 
@@ -275,6 +274,14 @@ class UserStore:
                                                               SessionRow.revoked_at.is_(None))
                                      .values(revoked_at=self.clock()))
             return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def active_sessions(self, username: str) -> int:
+        """How many unexpired, unrevoked sessions the user has."""
+        with self.store.session() as session:
+            row = self._row(session, username)
+            return int(session.scalar(select(func.count()).where(
+                SessionRow.user_id == row.id, SessionRow.revoked_at.is_(None),
+                SessionRow.expires_at > self.clock())) or 0)
 
     def revoke_sessions(self, username: str, actor: str) -> int:
         """End every session of a user; the number ended."""
