@@ -42,8 +42,9 @@ def test_permission_matrix_and_camera_grants(users: UserStore) -> None:
     with pytest.raises(UserError, match=r"unknown permission 'video\.watch'"):
         users.can(op, "video.watch")
     assert {p for p in PERMISSIONS if users.can(op, p)} == {"events.read", "events.ack", "video.live"}
-    watchers = {role for role in ROLES
-                if users.can(users.create(f"x-{role}", "blue ferry pocket 55", role, "admin1", cameras=["*"]), "video.live")}
+    accounts = {role: users.create(f"x-{role}", "blue ferry pocket 55", role, "admin1", cameras=["*"])
+                for role in ROLES}
+    watchers = {role for role, account in accounts.items() if users.can(account, "video.live")}
     assert watchers == {"operator", "supervisor"}
 
 
