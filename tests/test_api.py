@@ -14,12 +14,11 @@ import httpx
 import pytest
 import yaml
 
-from tests.support import governance_with_users
 from tests.support import login as signed_in
+from tests.support import served_api
 from vigil.api.app import create_app
 from vigil.api.deps import LoginThrottle
 from vigil.api.server import serve_in_thread
-from vigil.assembly import open_services
 from vigil.config import load_config
 from vigil.types import Event
 
@@ -38,21 +37,10 @@ T0 = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory):
-    folder = tmp_path_factory.mktemp("api")
-    config_path = folder / "vigil.yaml"
-    config_path.write_text(yaml.safe_dump(CONFIG, sort_keys=False))
-    config = load_config(config_path)
-    services = open_services(config).start()
-    governance = governance_with_users(services, (
-        ("admin", "admin", ["*"]), ("op", "operator", ["cam-a"]), ("sup", "supervisor", ["*"]),
-        ("aud", "auditor", ["*"]), ("inv", "investigator", ["cam-a"]), ("victim", "operator", ["*"])), PASSWORD)
-    app = create_app(config, services, users=governance.users, audit=governance.audit,
-                     authorisations=governance.authorisations, config_path=config_path,
-                     throttle=LoginThrottle(max_failures=1000))
-    server = serve_in_thread(app)
-    yield {"url": server.url, "app": app, "services": services, "config_path": config_path, "audit": governance.audit}
-    server.stop()
-    services.close()
+    users = (("admin", "admin", ["*"]), ("op", "operator", ["cam-a"]), ("sup", "supervisor", ["*"]),
+             ("aud", "auditor", ["*"]), ("inv", "investigator", ["cam-a"]), ("victim", "operator", ["*"]))
+    with served_api(tmp_path_factory.mktemp("api"), CONFIG, users, PASSWORD) as env:
+        yield env
 
 
 def login(env, username: str) -> httpx.Client:

@@ -13,17 +13,12 @@ import re
 
 import httpx
 import pytest
-import yaml
 from fastapi import APIRouter, FastAPI
 
 import vigil.api.routes
-from tests.support import governance_with_users
 from tests.support import login as signed_in
-from vigil.api.app import create_app
-from vigil.api.deps import MAX_DB_ID, LoginThrottle
-from vigil.api.server import serve_in_thread
-from vigil.assembly import open_services
-from vigil.config import load_config
+from tests.support import served_api
+from vigil.api.deps import MAX_DB_ID
 
 PASSWORD = "correct horse 1"
 CONFIG = {
@@ -38,19 +33,8 @@ QUERY_DEFAULTS = {"camera": "campus-junction"}
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory):
-    folder = tmp_path_factory.mktemp("api-ids")
-    config_path = folder / "vigil.yaml"
-    config_path.write_text(yaml.safe_dump(CONFIG, sort_keys=False))
-    config = load_config(config_path)
-    services = open_services(config).start()
-    governance = governance_with_users(services, USERS, PASSWORD)
-    app = create_app(config, services, users=governance.users, audit=governance.audit,
-                     authorisations=governance.authorisations, config_path=config_path,
-                     throttle=LoginThrottle(max_failures=1000))
-    server = serve_in_thread(app)
-    yield {"url": server.url, "app": app}
-    server.stop()
-    services.close()
+    with served_api(tmp_path_factory.mktemp("api-ids"), CONFIG, USERS, PASSWORD) as env:
+        yield env
 
 
 def login(env, username: str) -> httpx.Client:

@@ -8,15 +8,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-import yaml
 
-from tests.support import governance_with_users
 from tests.support import login as signed_in
-from vigil.api.app import create_app
-from vigil.api.deps import SESSION_COOKIE, LoginThrottle
-from vigil.api.server import serve_in_thread
-from vigil.assembly import open_services
-from vigil.config import load_config
+from tests.support import served_api
+from vigil.api.deps import SESSION_COOKIE
 
 PASSWORD = "correct horse 1"
 CONFIG = {
@@ -30,19 +25,8 @@ USERS = (("sup", "supervisor", ["*"]), ("adm", "admin", ["*"]), ("olga", "operat
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory):
-    folder = tmp_path_factory.mktemp("api-security")
-    config_path = folder / "vigil.yaml"
-    config_path.write_text(yaml.safe_dump(CONFIG, sort_keys=False))
-    config = load_config(config_path)
-    services = open_services(config).start()
-    governance = governance_with_users(services, USERS, PASSWORD)
-    app = create_app(config, services, users=governance.users, audit=governance.audit,
-                     authorisations=governance.authorisations, config_path=config_path,
-                     throttle=LoginThrottle(max_failures=1000))
-    server = serve_in_thread(app)
-    yield {"url": server.url, "users": governance.users}
-    server.stop()
-    services.close()
+    with served_api(tmp_path_factory.mktemp("api-security"), CONFIG, USERS, PASSWORD) as env:
+        yield env
 
 
 def cookie_session(env, username: str) -> httpx.Client:

@@ -13,7 +13,8 @@ import pytest
 
 from vigil.events.bus import Bus, InProcessBus
 from vigil.events.codec import CodecError, decode_event, encode_event, event_to_dict, subject_token
-from vigil.events.sinks import JsonLinesSink, SinkError, WebhookSink, run_sink
+from vigil.events.sinks import Backlog, JsonLinesSink, SinkError, SinkRejected, run_sink
+from vigil.events.webhooks import WebhookSink, public_url
 from vigil.types import Event
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -122,22 +123,98 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
-def test_webhook_sink_retries_then_delivers_or_reports() -> None:
+def _deliver_one(sink: WebhookSink, event: Event, wait_s: float = 5.0) -> None:
+    """Run ``run_sink`` until the sink delivered, refused or gave up the event."""
+
+    async def scenario() -> None:
+        bus = InProcessBus()
+        task = asyncio.create_task(run_sink(bus, sink))
+        await asyncio.sleep(0)
+        await bus.publish(event)
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while sink.delivered + sink.rejected + sink.given_up == 0 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+
+
+def test_webhook_sink_retries_then_delivers_refuses_or_gives_up() -> None:
     Receiver.fail_first, Receiver.calls, Receiver.bodies = 2, 0, []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    event = Event("loitering", "cam1", T0, payload={"seconds": 31})
     try:
-        event = Event("loitering", "cam1", T0, payload={"seconds": 31})
-        asyncio.run(WebhookSink(url, retries=3, backoff_s=0.01).send(event))
+        sink = WebhookSink(url, backoff_s=0.01)
+        _deliver_one(sink, event)
         assert Receiver.calls == 3 and decode_event(Receiver.bodies[0]).id == event.id
+        assert (sink.delivered, sink.dropped, sink.backlog()) == (1, 0, 0)
         Receiver.fail_first, Receiver.calls = 10, 0
+        sink = WebhookSink(url, retries=2, backoff_s=0.01)
+        _deliver_one(sink, event)
+        assert Receiver.calls == 3 and (sink.given_up, sink.dropped, sink.delivered) == (1, 1, 0)
         with pytest.raises(SinkError, match="HTTP 503"):
-            asyncio.run(WebhookSink(url, retries=2, backoff_s=0.01).send(event))
-        assert Receiver.calls == 3
+            asyncio.run(WebhookSink(url).send(event))
     finally:
         server.shutdown()
         server.server_close()
-    with pytest.raises(SinkError, match="not delivered"):
-        asyncio.run(WebhookSink(url, retries=1, backoff_s=0.01, timeout_s=1).send(event))
+    with pytest.raises(SinkError, match="Connection refused"):
+        asyncio.run(WebhookSink(url, timeout_s=1).send(event))
+
+
+class Refuser(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(400)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_webhook_4xx_is_a_refused_event_not_retried() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuser)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        sink = WebhookSink(f"http://127.0.0.1:{server.server_address[1]}/hook?token=abc", backoff_s=0.01)
+        with pytest.raises(SinkRejected, match="HTTP 400"):
+            asyncio.run(sink.send(Event("loitering", "cam1", T0)))
+        _deliver_one(sink, Event("loitering", "cam1", T0))
+        assert (sink.rejected, sink.delivered, sink.backlog()) == (1, 0, 0)
+        assert "token" not in sink.name and sink.name.endswith("/hook")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_public_url_hides_password_and_query() -> None:
+    assert public_url("https://bot:s3cret@soc.example:8443/hooks/v?token=t0k#x") == "https://bot:***@soc.example:8443/hooks/v"
+
+
+def test_backlog_drops_the_oldest_and_keeps_the_event_in_hand_in_order() -> None:
+    async def scenario() -> None:
+        backlog = Backlog("test", 3)
+        events = [Event("zone_enter", "cam1", T0 + timedelta(seconds=i)) for i in range(6)]
+        for event in events[:3]:
+            backlog.put(event)
+        first = await backlog.take()
+        assert first is events[0] and len(backlog) == 3  # the event in hand still counts
+        backlog.put(events[3])  # full: the oldest waiting one (events[1]) goes, not the one in hand
+        assert backlog.dropped == 1
+        backlog.put_back(first)  # delivery failed: back to the head
+        taken = []
+        for _ in range(3):
+            taken.append(await backlog.take())
+            backlog.done()
+        assert taken == [events[0], events[2], events[3]] and len(backlog) == 0
+        one = Backlog("one", 1)
+        one.put(events[4])
+        in_hand = await one.take()
+        one.put(events[5])  # the only place is taken by the event in hand: it will not be put back
+        one.put_back(in_hand)
+        assert one.dropped == 1 and await one.take() is events[5] and len(one) == 1
+
+    asyncio.run(scenario())

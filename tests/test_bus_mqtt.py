@@ -1,5 +1,6 @@
-"""MqttSink against the real Mosquitto at 127.0.0.1:1883 (VIGIL_TEST_MQTT) with a real subscriber, and a
-reconnection test against a Mosquitto this test starts and restarts itself."""
+"""MqttSink's events against the real Mosquitto at 127.0.0.1:1883 (VIGIL_TEST_MQTT) with a real subscriber, and a
+reconnection test against a Mosquitto this test starts and restarts itself (state, availability and discovery:
+test_mqtt_state.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import pytest
 
 from vigil.events.bus import InProcessBus
 from vigil.events.codec import decode_event
-from vigil.events.sinks import MqttSink, run_sink
+from vigil.events.mqtt import MqttSink
+from vigil.events.sinks import run_sink
 from vigil.types import Event
 
 MQTT_HOST, MQTT_PORT = os.environ.get("VIGIL_TEST_MQTT", "127.0.0.1:1883").rsplit(":", 1)
@@ -60,15 +62,35 @@ class Subscriber:
         self.client.loop_stop()
 
 
-@pytest.mark.skipif(not reachable(MQTT_HOST, int(MQTT_PORT)), reason=f"Mosquitto not reachable at {MQTT_HOST}")
-def test_mqtt_sink_delivers_qos1_on_camera_kind_topics() -> None:
+def clear_retained(*filters: str, host: str = MQTT_HOST, port: int = int(MQTT_PORT)) -> None:
+    """Remove the retained messages (availability, counts, discovery) a test left on a broker."""
+    topics: set[str] = set()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_message = lambda _c, _u, msg: topics.add(msg.topic) if msg.retain and msg.payload else None
+    client.on_connect = lambda c, *_: c.subscribe([(f, 1) for f in filters])
+    client.connect(host, port)
+    client.loop_start()
+    time.sleep(0.5)  # the broker sends retained messages at once on subscription
+    for topic in sorted(topics):
+        client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+
+
+requires_mosquitto = pytest.mark.skipif(not reachable(MQTT_HOST, int(MQTT_PORT)),
+                                       reason=f"Mosquitto not reachable at {MQTT_HOST}")
+
+
+@requires_mosquitto
+def test_mqtt_sink_delivers_qos1_to_the_events_topic_and_optional_subtopics() -> None:
     camera = f"cam-{os.urandom(3).hex()}"
-    subscriber = Subscriber(MQTT_HOST, int(MQTT_PORT), f"vigil/events/{camera}/#")
+    prefix = f"vigiltest-{os.urandom(3).hex()}"
+    subscriber = Subscriber(MQTT_HOST, int(MQTT_PORT), f"{prefix}/events/#")  # also matches <prefix>/events
     events = [Event(("zone_enter", "loitering")[i % 2], camera, T0 + timedelta(seconds=i)) for i in range(200)]
 
     async def scenario() -> None:
         bus = InProcessBus()
-        sink = MqttSink(MQTT_HOST, int(MQTT_PORT))
+        sink = MqttSink(MQTT_HOST, int(MQTT_PORT), prefix=prefix, event_subtopics=True)
         assert await sink.wait_connected()
         task = asyncio.create_task(run_sink(bus, sink, cameras=[camera]))
         await asyncio.sleep(0)
@@ -79,18 +101,20 @@ def test_mqtt_sink_delivers_qos1_on_camera_kind_topics() -> None:
         assert await sink.flush(5.0) and sink.pending == 0
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        await sink.close()
+        assert sink.delivered == 200 and sink.dropped == 0
 
     try:
         asyncio.run(scenario())
-        got = subscriber.wait_for(200)
+        got = subscriber.wait_for(400)
     finally:
         subscriber.stop()
-    assert len(got) == 200  # a burst at QoS 1: nothing dropped
-    ids = [decode_event(payload).id for _, payload in got]
+        clear_retained(f"{prefix}/#")
+    assert len(got) == 400  # a burst at QoS 1: nothing dropped
+    on_events = [payload for topic, payload in got if topic == f"{prefix}/events"]
     # QoS 1 is at least once: messages in flight when the broker stopped may come twice; none may be missing.
-    assert list(dict.fromkeys(ids)) == [e.id for e in events]
-    assert [topic for topic, _ in got[:2]] == [f"vigil/events/{camera}/zone_enter", f"vigil/events/{camera}/loitering"]
+    assert list(dict.fromkeys(decode_event(p).id for p in on_events)) == [e.id for e in events]
+    subtopics = [topic for topic, _ in got if topic != f"{prefix}/events"]
+    assert subtopics[:2] == [f"{prefix}/events/{camera}/zone_enter", f"{prefix}/events/{camera}/loitering"]
 
 
 class OwnBroker:
@@ -129,11 +153,11 @@ class OwnBroker:
 def test_mqtt_sink_queues_through_a_broker_restart(tmp_path: Path) -> None:
     broker = OwnBroker(tmp_path)
     broker.start()
-    subscriber = Subscriber("127.0.0.1", broker.port, "vigil/events/#", client_id=f"watcher-{os.urandom(3).hex()}")
+    subscriber = Subscriber("127.0.0.1", broker.port, "vigil/events", client_id=f"watcher-{os.urandom(3).hex()}")
     events = [Event("line_cross", "gate", T0 + timedelta(seconds=i)) for i in range(30)]
 
     async def scenario() -> None:
-        sink = MqttSink("127.0.0.1", broker.port)
+        sink = MqttSink("127.0.0.1", broker.port, event_subtopics=False)
         assert await sink.wait_connected()
         for event in events[:10]:
             await sink.send(event)

@@ -18,8 +18,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, delete, insert, inspect, select, text, update
 
+from tests.support import superuser_tampering
 from vigil.governance.audit import AuditLog, verify_bundle
 from vigil.governance.chain import entry_hash
+from vigil.governance.errors import AuditError
 from vigil.governance.keys import PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, AuditSigner
 from vigil.governance.schema import AuditRow
 from vigil.store.db import Base, Store, make_engine
@@ -172,7 +174,7 @@ def test_random_tampering_is_always_detected(store: Store) -> None:
     missed, done = [], 0
     for i in range(120):
         kind = KINDS[i % len(KINDS)]
-        with store.engine.begin() as conn:  # a fresh copy of the chain for every mutation
+        with superuser_tampering(store.engine) as conn:  # a fresh copy of the chain for every mutation
             conn.execute(delete(AUDIT))
             conn.execute(insert(AUDIT), pristine)
             touched = mutate(conn, rng, kind, head=45)
@@ -183,7 +185,7 @@ def test_random_tampering_is_always_detected(store: Store) -> None:
     if missed:
         pytest.fail("undetected tampering:\n" + "\n".join(map(str, missed)))
     assert done == 120
-    with store.engine.begin() as conn:  # and the untouched copy still verifies
+    with superuser_tampering(store.engine) as conn:  # and the untouched copy still verifies
         conn.execute(delete(AUDIT))
         conn.execute(insert(AUDIT), pristine)
     assert log.verify(require_signed_head=True).ok
@@ -192,7 +194,7 @@ def test_random_tampering_is_always_detected(store: Store) -> None:
 def test_deleting_checkpoint_rows_is_caught_by_the_witness_file(store: Store, tmp_path: Path) -> None:
     log = AuditLog(store, AuditSigner.generate(), checkpoint_every=4, witness_dir=tmp_path, clock=ticking_clock())
     fill(log, 10)
-    with store.engine.begin() as conn:  # cut the tail and every checkpoint from the database
+    with superuser_tampering(store.engine) as conn:  # cut the tail and every checkpoint from the database
         conn.execute(delete(AUDIT).where(AUDIT.c.seq > 6))
         conn.execute(text("DELETE FROM audit_checkpoints"))
     result = log.verify()
@@ -245,8 +247,8 @@ def test_bundle_verifies_with_only_bundle_and_public_key(store: Store, tmp_path:
     assert verify_bundle(resigned, forger.public_pem()).ok is False
 
 
-def test_concurrent_appends_keep_one_chain(store: Store) -> None:
-    log = AuditLog(store, AuditSigner.generate(), checkpoint_every=9)
+def test_concurrent_appends_keep_one_chain(store: Store, tmp_path: Path) -> None:
+    log = AuditLog(store, AuditSigner.generate(), checkpoint_every=9, witness_dir=tmp_path)
     errors: list[BaseException] = []
 
     def writer(n: int) -> None:
@@ -264,6 +266,74 @@ def test_concurrent_appends_keep_one_chain(store: Store) -> None:
     assert errors == []
     result = log.verify()
     assert result.ok and result.entries == 100 and result.head_seq == 100
+    assert result.witnessed_seq == 100 and result.unsigned_tail == 0  # an older head never replaced a newer one
     assert [m.seq for m in log.checkpoints()] == [9 * k for k in range(1, 12)]
     actors = {e.actor for e in log.entries(limit=100)}
     assert actors == {f"worker{n}" for n in range(5)}
+
+
+# ---------------------------------------------------------------- the witness head: a cut tail fails the default verify
+
+
+def test_random_tampering_is_detected_by_default_with_the_witness_head(store: Store, tmp_path: Path) -> None:
+    """No checkpoint at the head this time: entries 41..45 are covered by the witness head file only."""
+    log = AuditLog(store, AuditSigner.generate(), checkpoint_every=10, witness_dir=tmp_path, clock=ticking_clock())
+    fill(log, 45)
+    honest = log.verify()
+    assert honest.ok and honest.witnessed_seq == 45 and honest.unsigned_tail == 0
+    assert log.verify(require_signed_head=True).ok  # the witness head signs the newest entry
+    with store.engine.connect() as conn:
+        pristine = _rows(conn)
+    rng = random.Random(20240502)
+    missed = []
+    for i in range(120):
+        kind = KINDS[i % len(KINDS)]
+        with superuser_tampering(store.engine) as conn:
+            conn.execute(delete(AUDIT))
+            conn.execute(insert(AUDIT), pristine)
+            touched = mutate(conn, rng, kind, head=45)
+        default, strict = log.verify(), log.verify(require_signed_head=True)
+        if kind == "append":  # an entry past the witness head looks like an append in flight: --strict flags it
+            assert default.ok and default.unsigned_tail == 1, default
+            checked = [strict]
+        else:
+            checked = [default, strict]
+        for result in checked:
+            if result.ok or result.first_bad_seq is None or result.first_bad_seq > touched + 1:
+                missed.append((i, kind, touched, result))
+    if missed:
+        pytest.fail("undetected tampering:\n" + "\n".join(map(str, missed)))
+
+
+@pytest.mark.parametrize("cut", [1, 3])
+def test_a_cut_tail_fails_the_default_verify(store: Store, tmp_path: Path, cut: int) -> None:
+    log = AuditLog(store, AuditSigner.generate(), witness_dir=tmp_path, clock=ticking_clock())  # checkpoint every 100
+    fill(log, 20)
+    assert log.verify().ok
+    with superuser_tampering(store.engine) as conn:
+        conn.execute(delete(AUDIT).where(AUDIT.c.seq > 20 - cut))
+    result = log.verify()
+    many = "entry" if cut == 1 else "entries"
+    assert not result.ok and result.first_bad_seq == 1  # nothing before the cut was signed
+    assert result.reason == (f"{cut} newest {many} missing: the log ends at seq {20 - cut} but the witness head "
+                             "is at seq 20 (tail cut?)")
+    assert not AuditLog(store, log.signer).verify(require_signed_head=True).ok  # without the witness: unsigned
+
+
+def test_the_witness_head_may_lag_but_not_be_forged(store: Store, tmp_path: Path) -> None:
+    signer = AuditSigner.generate()
+    log = AuditLog(store, signer, checkpoint_every=4, witness_dir=tmp_path, clock=ticking_clock())
+    fill(log, 6)
+    fill(AuditLog(store, signer, checkpoint_every=100, clock=ticking_clock(T0 + timedelta(hours=1))), 2)
+    lagging = log.verify()  # appended past the witness (a crash between commit and file write): still honest
+    assert lagging.ok and lagging.witnessed_seq == 6 and lagging.unsigned_tail == 2
+    assert not log.verify(require_signed_head=True).ok
+    head = json.loads((tmp_path / "audit_head.json").read_text())
+    (tmp_path / "audit_head.json").write_text(json.dumps(head | {"seq": 5}))  # rolled back by hand
+    forged = log.verify()
+    assert not forged.ok and forged.reason == "witness head at seq 5: bad signature"
+    (tmp_path / "audit_head.json").write_text("{not json")
+    with pytest.raises(AuditError, match=r"audit_head\.json: not an audit head record"):
+        log.verify()
+    log.append("user1", "search", "camera:cam1")  # a broken head file is replaced by the next append
+    assert log.verify().ok and log.witness_head().seq == 9

@@ -8,6 +8,7 @@ import typer
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
+from tests.support import superuser_tampering
 from vigil.errors import VigilError
 from vigil.governance.commands import audit_app, authorisations_app, users_app
 
@@ -62,7 +63,7 @@ def test_governance_commands(tmp_path: Path) -> None:
     assert code == 0 and "audit chain ok" in output
 
     engine = create_engine(f"sqlite:///{tmp_path / 'data' / 'vigil.db'}")
-    with engine.begin() as conn:  # someone hides who approved
+    with superuser_tampering(engine) as conn:  # someone with the database file hides who approved
         conn.execute(text("UPDATE audit_log SET actor = 'nobody' WHERE action = 'authorisation.approve'"))
         seq = conn.execute(text("SELECT seq FROM audit_log WHERE action = 'authorisation.approve'")).scalar_one()
     engine.dispose()

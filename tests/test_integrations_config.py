@@ -18,14 +18,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from test_bus_mqtt import Subscriber, reachable
+from test_bus_mqtt import Subscriber, clear_retained, reachable
 from test_bus_nats import NATS_URL, requires_nats, take
 
 from vigil.assembly import open_services
 from vigil.config import parse_config
 from vigil.errors import VigilError
+from vigil.events.codec import decode_event
+from vigil.events.integrations import configured_sinks
 from vigil.events.nats_bus import NatsBus
-from vigil.events.sinks import SIGNATURE_HEADER
+from vigil.events.webhooks import SIGNATURE_HEADER, WebhookSink
 from vigil.types import Event
 
 pytestmark = pytest.mark.integration
@@ -68,7 +70,8 @@ def city_config(tmp_path: Path, hook_url: str, tag: str) -> dict:
         "data_dir": str(tmp_path),
         "bus": {"kind": "nats", "url": f"nats://{host_port}", "stream": f"VIGIL_CFG_{tag}",
                 "subject_prefix": f"vigilcfg{tag}", "user": "vigil", "password": NATS_PASSWORD},
-        "mqtt": {"host": "127.0.0.1", "port": 1883, "topic_prefix": f"vigilcfg{tag}", "password": "mqtt-pw"},
+        "mqtt": {"host": "127.0.0.1", "port": 1883, "topic_prefix": f"vigilcfg{tag}", "password": "mqtt-pw",
+                 "discovery": False},
         "webhooks": [{"url": hook_url, "kinds": ["loitering"], "cameras": ["cam-a"], "secret": SECRET}],
         "cameras": [{"id": "cam-a", "url": "rtsp://127.0.0.1:1/a"}, {"id": "cam-b", "url": "rtsp://127.0.0.1:1/b"}],
     }
@@ -81,7 +84,7 @@ def test_config_switches_on_nats_mqtt_and_signed_webhooks(tmp_path: Path, caplog
     tag = os.urandom(4).hex()
     receiver = Receiver()
     config = parse_config(city_config(tmp_path, receiver.url, tag))
-    mqtt_subscriber = Subscriber("127.0.0.1", 1883, f"vigilcfg{tag}/events/#")
+    mqtt_subscriber = Subscriber("127.0.0.1", 1883, f"vigilcfg{tag}/events")
     services = open_services(config).start()
     assert isinstance(services.bus, NatsBus)
     listener = asyncio.run_coroutine_threadsafe(_nats_listener(tag), services.loop).result(10)
@@ -96,9 +99,9 @@ def test_config_switches_on_nats_mqtt_and_signed_webhooks(tmp_path: Path, caplog
         on_nats = asyncio.run_coroutine_threadsafe(take(listener, 3, timeout=10), services.loop).result(15)
         assert {e.id for e in on_nats} == {loitering.id, other_camera.id, other_kind.id}
 
-        topics = {topic for topic, _ in mqtt_subscriber.wait_for(3)}
-        assert topics == {f"vigilcfg{tag}/events/cam-a/loitering", f"vigilcfg{tag}/events/cam-b/loitering",
-                          f"vigilcfg{tag}/events/cam-a/zone_enter"}
+        on_mqtt = mqtt_subscriber.wait_for(3)
+        assert {topic for topic, _ in on_mqtt} == {f"vigilcfg{tag}/events"}
+        assert {decode_event(payload).id for _, payload in on_mqtt} == {loitering.id, other_camera.id, other_kind.id}
 
         posts = receiver.wait_for(1)
         asyncio.run_coroutine_threadsafe(asyncio.sleep(0.5), services.loop).result()
@@ -113,6 +116,7 @@ def test_config_switches_on_nats_mqtt_and_signed_webhooks(tmp_path: Path, caplog
         services.close()
         mqtt_subscriber.stop()
         receiver.server.shutdown()
+        clear_retained(f"vigilcfg{tag}/#")
     logged = caplog.text + repr(config)
     for secret in (SECRET, NATS_PASSWORD, "mqtt-pw"):
         assert secret not in logged
@@ -149,3 +153,18 @@ def test_bad_integration_sections_name_their_field(section: dict, field: str) ->
 def test_a_webhook_for_an_unknown_camera_is_refused() -> None:
     with pytest.raises(VigilError, match="no camera with id 'nope'"):
         parse_config({"webhooks": [{"url": "http://127.0.0.1/h", "cameras": ["nope"]}]})
+
+
+def test_webhook_backlog_and_retry_settings_reach_the_sink() -> None:
+    config = parse_config({"webhooks": [
+        {"url": "https://bot:pw@soc.example/h?token=t0k", "max_backlog": 20, "retries": 4, "backoff_s": 0.1,
+         "max_backoff_s": 2},
+        {"url": "http://127.0.0.1:9/h"},
+    ]})
+    first, second = (route.sink for route in configured_sinks(config))
+    assert isinstance(first, WebhookSink) and isinstance(second, WebhookSink)
+    assert (first.queue.maxsize, first.retries, first.backoff_s, first.max_backoff_s) == (20, 4, 0.1, 2)
+    assert first.name == "webhook:https://bot:***@soc.example/h"
+    assert (second.queue.maxsize, second.retries, second.max_backoff_s) == (1000, None, 30)
+    asyncio.run(first.close())
+    asyncio.run(second.close())

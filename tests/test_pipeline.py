@@ -39,8 +39,7 @@ def pipeline_run(vtest_clip, tmp_path_factory):
     config = demo_config(out, vtest_clip)
     services = open_services(config, start_time=DEMO_START).start(jsonl=out / "events.jsonl")
     node = Node(config, create_detector(config.detector), start_time=DEMO_START, packet_hooks=services.packet_hooks())
-    node.on_result.append(services.sink)
-    node.on_camera_event.append(services.sink.camera_event)
+    services.attach(node)
     node.start().run(until_end=True)
     services.close()
     return out, node, services

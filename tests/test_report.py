@@ -89,11 +89,12 @@ def test_transparency_report_is_self_contained_escaped_html(populated):
 def test_report_shows_a_broken_audit_chain(populated):
     from sqlalchemy import update
 
+    from tests.support import superuser_tampering
     from vigil.governance.schema import AuditRow
 
     _, config, store, gov, now = populated
-    with store.session() as s:
-        s.execute(update(AuditRow).where(AuditRow.seq == 3).values(actor="mallory"))
+    with superuser_tampering(store.engine) as conn:
+        conn.execute(update(AuditRow).where(AuditRow.seq == 3).values(actor="mallory"))
     html = render_transparency_report(config, store, gov, now - timedelta(days=7), now + timedelta(minutes=1))
     assert "BROKEN" in html and "at entry 3" in html
 

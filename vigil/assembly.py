@@ -14,13 +14,14 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vigil.config import Config
 from vigil.events.bus import Bus, InProcessBus
 from vigil.events.integrations import configured_sinks, connect_bus
+from vigil.events.mqtt import MqttSink
 from vigil.events.outbox import EventWriter, OutboxRelay
-from vigil.events.sinks import JsonLinesSink, run_sink
+from vigil.events.sinks import JsonLinesSink, Sink, run_sink
 from vigil.events.store_sink import StoreSink
 from vigil.governance.gate import AuthorisationGate
 from vigil.governance.service import Governance, open_governance
@@ -35,6 +36,12 @@ from vigil.store.retention import Retention, RetentionPolicy
 from vigil.store.sightings import SightingStore
 from vigil.store.snapshots import SnapshotStore
 from vigil.vision.enrichers import RecognitionEnrichers, recognition_enrichers
+
+if TYPE_CHECKING:
+    from vigil.runtime import Node
+
+#: on a clean shutdown, how long the sinks may take to deliver their backlogs (failing ones are not waited for)
+SINK_DRAIN_S = 5.0
 
 
 @dataclass
@@ -56,6 +63,8 @@ class Services:
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
     _thread: threading.Thread | None = None
     _stop: asyncio.Event | None = None
+    sinks: list[Sink] = field(default_factory=list)  # started by ``start``, each with ``backlog()`` and ``dropped``
+    mqtt: MqttSink | None = None  # the configured MQTT sink, once started
 
     def run_loop(self) -> None:
         """Start the event loop thread (once)."""
@@ -70,11 +79,36 @@ class Services:
         self._stop = self.call(_new_event())
         self.spawn(self.relay.run(self._stop))
         self.spawn(self._retention_loop())
-        for route in configured_sinks(self.config):
+        routes = configured_sinks(self.config)
+        for route in routes:
+            self.sinks.append(route.sink)
+            if isinstance(route.sink, MqttSink):
+                self.mqtt = route.sink
             self.spawn(run_sink(self.bus, route.sink, route.kinds, route.cameras))
         if jsonl is not None:
-            self.spawn(run_sink(self.bus, JsonLinesSink(jsonl)))
+            self.sinks.append(sink := JsonLinesSink(jsonl))
+            self.spawn(run_sink(self.bus, sink))
         return self
+
+    def attach(self, node: Node) -> Node:
+        """Feed the node's results and camera events to the store, and its live counts to MQTT (if any)."""
+        node.on_result.append(self.sink)
+        node.on_camera_event.append(self.sink.camera_event)
+        if self.mqtt is not None:
+            node.on_result.append(self.mqtt.on_result)
+        return node
+
+    def sink_stats(self) -> list[dict[str, object]]:
+        """Per sink: name, backlog, delivered, dropped, rejected, failing (for status and metrics)."""
+        return [sink.stats() for sink in self.sinks]
+
+    async def _drain_sinks(self, timeout_s: float) -> None:
+        """Wait (up to ``timeout_s``) for the sinks that are delivering to empty their backlogs."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while any(s.backlog() and not s.failing for s in self.sinks):
+            if asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.02)
 
     def enrichers(self) -> RecognitionEnrichers:
         """Each camera's recognition enrichers for ``Node(enrichers=...)``; live face matching is on only
@@ -122,6 +156,8 @@ class Services:
                 self.call(self.relay.publish_pending(), timeout=30)
             with contextlib.suppress(Exception):
                 self.call(asyncio.sleep(0.2))  # let subscribers drain what was just published
+            with contextlib.suppress(Exception):
+                self.call(self._drain_sinks(SINK_DRAIN_S), timeout=SINK_DRAIN_S + 5)
             if self._stop is not None:
                 self.loop.call_soon_threadsafe(self._stop.set)
             with contextlib.suppress(Exception):

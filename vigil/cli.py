@@ -12,9 +12,10 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.table import Table
 
 from vigil.errors import VigilError
-from vigil.governance.commands import audit_app, authorisations_app, users_app
+from vigil.governance.commands import audit_app, authorisations_app, db_app, users_app
 from vigil.governance.evidence_commands import export_app, report_app
 from vigil.recognition_commands import lists_app, search_app
+from vigil.sources.commands import cameras_app
 
 app = typer.Typer(help="Vigil: open, accountable video analytics for city CCTV.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -26,10 +27,12 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(authorisations_app, name="authorisations")
+app.add_typer(db_app, name="db")
 app.add_typer(lists_app, name="lists")
 app.add_typer(search_app, name="search")
 app.add_typer(export_app, name="export")
 app.add_typer(report_app, name="report")
+app.add_typer(cameras_app, name="cameras")
 
 console = Console(stderr=True)
 out = Console()

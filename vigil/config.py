@@ -6,7 +6,9 @@ for example ``config.yaml: cameras[0].zones[1].polygon: Field required``.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
@@ -242,7 +244,8 @@ class BusConfig(Strict):
 
 
 class MqttConfig(Strict):
-    """An MQTT broker that receives every event at QoS 1 (Home Assistant, Node-RED, ...)."""
+    """An MQTT broker (Home Assistant, Node-RED, ...): events, retained live counts and camera status,
+    availability with a last will, and Home Assistant discovery (topics: README, vigil/events/mqtt.py)."""
 
     host: str
     port: int = Field(1883, ge=1, le=65535)
@@ -251,8 +254,17 @@ class MqttConfig(Strict):
     username: str | None = None
     password: SecretStr | None = None
     topic_prefix: str = Field("vigil", pattern=r"^[^#+\s]{1,100}$")
-    qos: Literal[0, 1, 2] = 1
+    qos: Literal[0, 1, 2] = 1  # of events (counts, status and discovery are always QoS 1)
     client_id: str = ""  # set one for a persistent session that keeps queued messages across restarts
+    #: publish each event to ``<prefix>/events/<camera>/<kind>`` too (earlier versions' topic), not just to
+    #: ``<prefix>/events``
+    event_subtopics: bool = False
+    discovery: bool = True  # Home Assistant MQTT discovery of count sensors and camera binary sensors
+    discovery_prefix: str = Field("homeassistant", pattern=r"^[^#+\s]{1,100}$")
+    #: the Home Assistant "alert" binary sensor of a camera turns off this long after its last warning/critical event
+    alert_off_delay_s: int = Field(60, ge=1, le=86400)
+    #: events waiting for the broker (inside the client, and as many again before it); beyond, the oldest are dropped
+    max_backlog: int = Field(10_000, ge=10, le=1_000_000)
 
 
 class WebhookConfig(Strict):
@@ -264,7 +276,12 @@ class WebhookConfig(Strict):
     #: HMAC-SHA256 key; the signature of the body goes in ``X-Vigil-Signature: sha256=<hex>``
     secret: SecretStr | None = None
     timeout_s: float = Field(5.0, gt=0, le=60)
-    retries: int = Field(3, ge=0, le=10)
+    #: retries of one event before it is given up (and counted as dropped); None: until delivered
+    retries: int | None = Field(None, ge=0, le=1000)
+    backoff_s: float = Field(0.5, gt=0, le=60)  # first retry delay, doubled on each failure up to max_backoff_s
+    max_backoff_s: float = Field(30.0, gt=0, le=3600)
+    #: events waiting while the endpoint is down or slow; beyond, the oldest are dropped (counted, logged)
+    max_backlog: int = Field(1000, ge=1, le=1_000_000)
 
 
 class ApiConfig(Strict):
@@ -283,6 +300,37 @@ class ApiConfig(Strict):
         return [o.rstrip("/") for o in origins]
 
 
+class MetricsConfig(Strict):
+    """``GET /metrics`` for Prometheus. A scrape is let in by the bearer ``token``, or from a client address in
+    ``allow_from`` (CIDR networks); with neither, only a signed-in administrator's session may read it."""
+
+    token: SecretStr | None = None
+    allow_from: list[IPv4Network | IPv6Network] = Field(default_factory=list)
+
+    @field_validator("token")
+    @classmethod
+    def _strong_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None:
+            value = token.get_secret_value()
+            if len(value) < 16 or any(c.isspace() for c in value):  # the message never repeats the token
+                raise ValueError("must be at least 16 characters without spaces (for example the output of "
+                                 "python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        return token
+
+    @field_validator("allow_from", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if not isinstance(value, list):
+            return value
+        networks = []
+        for item in value:
+            try:
+                networks.append(ipaddress.ip_network(str(item).strip()))
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not a network like 10.0.0.0/8 or 127.0.0.1/32 ({exc})") from None
+        return networks
+
+
 class Config(Strict):
     data_dir: Path = Path("vigil-data")
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
@@ -295,6 +343,7 @@ class Config(Strict):
     mqtt: MqttConfig | None = None
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -9,9 +9,11 @@ the demo's annotated video, live view).
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +30,9 @@ from vigil.vision.detector import Detector
 from vigil.vision.tracker import TrackUpdate, create_tracker
 
 log = logging.getLogger(__name__)
+
+#: upper bounds (s) of the detector-call time histogram (``Node.inference_counts``), Prometheus ``le`` buckets
+INFERENCE_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 @dataclass(slots=True)
@@ -67,6 +72,15 @@ class CameraPipeline:
         self.rules = RuleEngine(camera)
         self.live: list[Track] = []
         self.stats = PipelineStats()
+        self._analysed: deque[float] = deque(maxlen=50)  # monotonic times of the last analysed frames
+        self._analysed_lock = threading.Lock()
+
+    def analysed_fps(self, window_s: float = 5.0) -> float:
+        """Frames analysed per second over the last ``window_s`` (0 when fewer than two)."""
+        now = time.monotonic()
+        with self._analysed_lock:
+            recent = [t for t in self._analysed if now - t <= window_s]
+        return (len(recent) - 1) / (now - recent[0]) if len(recent) >= 2 else 0.0
 
     def needs_detection(self, frame: Frame) -> bool:
         """Detect when something moves, or while tracks are alive (a still person must stay tracked),
@@ -101,6 +115,8 @@ class CameraPipeline:
         self.stats.events += len(output.events)
         self.stats.live_tracks = len(update.active)
         self.stats.last_at = frame.captured_at
+        with self._analysed_lock:
+            self._analysed.append(time.monotonic())
         return FrameResult(self.camera, frame, update, output, detections is not None)
 
     def finish(self, at: datetime) -> FrameResult | None:
@@ -156,6 +172,8 @@ class Node:
         }
         self.inference_s = 0.0
         self.batches = 0
+        #: detector calls per ``INFERENCE_BUCKETS_S`` bucket (not cumulative; the last one is above every bound)
+        self.inference_counts = [0] * (len(INFERENCE_BUCKETS_S) + 1)
 
     # -- control -----------------------------------------------------------------------------------------
 
@@ -208,7 +226,9 @@ class Node:
         if wanted:
             started = time.perf_counter()
             found = self.detector.detect([batch[i][1].image for i in wanted])
-            self.inference_s += time.perf_counter() - started
+            took = time.perf_counter() - started
+            self.inference_s += took
+            self.inference_counts[bisect.bisect_left(INFERENCE_BUCKETS_S, took)] += 1
             self.batches += 1
             detections = dict(zip(wanted, found, strict=True))
         results = []

@@ -40,8 +40,7 @@ def run_node(config: Config, console: Console, *, config_path: Path | None = Non
     services = open_services(config).start()
     node = Node(config, create_detector(config.detector), packet_hooks=services.packet_hooks(),
                 enrichers=services.enrichers())
-    node.on_result.append(services.sink)
-    node.on_camera_event.append(services.sink.camera_event)
+    services.attach(node)  # the store, and MQTT's live counts
     server = worker = None
     try:
         if serve:

@@ -123,8 +123,7 @@ def centre(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CommandCentre]:
         governance.users.create(username, PASSWORD, role, actor="test-setup", cameras=cameras,
                                 display_name=username.title())
     node = Node(config, create_detector(config.detector), packet_hooks=services.packet_hooks())
-    node.on_result.append(services.sink)
-    node.on_camera_event.append(services.sink.camera_event)
+    services.attach(node)
     app = create_app(config, services, node, users=governance.users, audit=governance.audit,
                      authorisations=governance.authorisations, config_path=config_path)
     centre = CommandCentre("", config, config_path, services, node)

@@ -35,10 +35,12 @@ PRESENT_WHILE_LOST_S = 3.0  # a lost track still counts as there this long after
 
 @dataclass(slots=True)
 class RuleOutput:
-    """What one frame produced: events (without snapshots yet) and, once per second, count samples."""
+    """What one frame produced: events (without snapshots yet), once per second count samples, and the
+    live counts after this frame (``RuleEngine.current_counts``: None or zone → label → tracks present)."""
 
     events: list[Event] = field(default_factory=list)
     counts: list[CountSample] = field(default_factory=list)
+    live_counts: dict[str | None, dict[str, int]] = field(default_factory=dict)
 
 
 class RuleEngine:
@@ -93,6 +95,7 @@ class RuleEngine:
             out.events += self.crowd.update({s: counts.get(s, {}).get(PERSON, 0) for s in people_scopes}, at)
         always = {None: {PERSON}} | {z.name: {PERSON} for z in self.camera.zones if self.zones.accepts(z, PERSON)}
         out.counts = self.sampler.sample(counts, at, always)
+        out.live_counts = counts
         if self.heatmap is not None:
             self.heatmap.add_tracks(present)
         return out

@@ -20,8 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import vigil.web
 from vigil.api.deps import SESSION_COOKIE, USER_KEY, ApiState, AuditTrail, AuthMiddleware, LoginThrottle
 from vigil.api.live import EventBridge, LiveFrames
-from vigil.api.openapi import declare_errors
-from vigil.api.routes import analytics, auth, cameras, events, governance, lists, map, media, search
+from vigil.api.openapi import allowed_methods, declare_errors
+from vigil.api.routes import analytics, auth, cameras, events, governance, lists, map, media, metrics, search
 from vigil.api.routes import users as user_routes
 from vigil.api.security import CrossSiteRequestMiddleware, SecurityHeadersMiddleware
 from vigil.config import Config, redact_url
@@ -88,7 +88,7 @@ def create_app(config: Config, services: Services, node: Node | None = None, *, 
     app = FastAPI(title="Vigil command centre", version="1", openapi_url="/api/openapi.json",
                   docs_url="/api/docs", redoc_url=None)
     app.state.vigil = state
-    for module in (auth, cameras, events, media, search, lists, analytics, map, governance, user_routes):
+    for module in (auth, cameras, events, media, search, lists, analytics, map, governance, user_routes, metrics):
         app.include_router(module.router)
 
     @app.get("/api/health", tags=["health"])
@@ -147,6 +147,14 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         status, detail = _validation_detail(exc)
         return JSONResponse({"detail": detail}, status_code=status)
+
+    @app.exception_handler(405)
+    async def method_not_allowed(request: Request, _exc: Exception) -> JSONResponse:
+        """Starlette's ``Allow`` names only the first route on the path; list every method the path serves."""
+        allowed = sorted(allowed_methods(request.app.routes, request.scope))
+        return JSONResponse({"detail": f"{request.method} is not allowed on {request.url.path}; "
+                                       f"allowed: {', '.join(allowed)}"},
+                            status_code=405, headers={"Allow": ", ".join(allowed)})
 
     @app.exception_handler(VigilError)
     async def user_error(request: Request, exc: VigilError) -> JSONResponse:

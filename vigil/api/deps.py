@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "vigil_session"
 PUBLIC_API_PATHS = frozenset({"/api/auth/login", "/api/health", "/api/openapi.json", "/api/docs",
                               "/api/docs/oauth2-redirect"})
+#: paths that check their own credentials: the middleware neither resolves a session for them nor refuses them
+#: (``/metrics`` takes a Prometheus scrape token, which must not cost a session lookup or fail with the database)
+SELF_AUTHENTICATED_PATHS = frozenset({"/metrics"})
 USER_KEY = "vigil.user"
 TOKEN_KEY = "vigil.token"
 NOT_SIGNED_IN = "not signed in: log in with POST /api/auth/login (cookie vigil_session or Authorization: Bearer)"
@@ -153,7 +156,8 @@ def api_state(request: Request) -> ApiState:
 
 # ---------------------------------------------------------------------- the middleware
 
-def _token(scope: Scope) -> str | None:
+def session_token(scope: Scope) -> str | None:
+    """The session token the request carries (``Authorization: Bearer`` or the session cookie), if any."""
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
     auth = headers.get("authorization", "")
     if auth[:7].lower() == "bearer " and auth[7:].strip():
@@ -179,10 +183,11 @@ class AuthMiddleware:
         self.users = users
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(("/static/", "/vendor/")):
+        if (scope["type"] != "http" or scope["path"].startswith(("/static/", "/vendor/"))
+                or scope["path"] in SELF_AUTHENTICATED_PATHS):
             await self.app(scope, receive, send)
             return
-        token = _token(scope)
+        token = session_token(scope)
         user = None
         if token is not None and len(token) < 512:
             user = await anyio.to_thread.run_sync(self.users.verify_session, token)
@@ -244,6 +249,21 @@ def require(permission: str | None = None) -> Callable[..., User]:
     return dependency
 
 
+def require_any(*permissions: str) -> Callable[..., User]:
+    """Dependency: a signed-in user holding at least one of ``permissions`` (403 naming them otherwise)."""
+
+    def dependency(user: User = Depends(current_user)) -> User:
+        if not any(user.can(p) for p in permissions):
+            if user.disabled:
+                raise HTTPException(403, f"user {user.username!r} is disabled")
+            raise HTTPException(403, f"role {user.role!r} of {user.username!r} does not allow "
+                                     f"{' or '.join(permissions)}")
+        return user
+
+    dependency.any_permission = permissions  # type: ignore[attr-defined]  # read by vigil.api.openapi
+    return dependency
+
+
 @dataclass(frozen=True, slots=True)
 class CameraAccess:
     user: User
@@ -251,13 +271,13 @@ class CameraAccess:
 
 
 def require_camera(permission: str | None) -> Callable[..., CameraAccess]:
-    """Dependency for routes with a ``{camera_id}`` path parameter: the user may use ``permission`` on it."""
+    """Dependency for routes with a ``{camera_id}`` path parameter: the user may use ``permission`` on it.
+    The role is checked before the path is validated, so a role without ``permission`` always gets 403."""
 
     def dependency(request: Request, camera_id: str = PathParam(max_length=64),
-                   user: User = Depends(current_user)) -> CameraAccess:
+                   user: User = Depends(require(permission))) -> CameraAccess:
         return CameraAccess(user, check_camera(api_state(request), user, camera_id, permission))
 
-    dependency.permission = permission  # type: ignore[attr-defined]
     return dependency
 
 

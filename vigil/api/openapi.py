@@ -1,5 +1,5 @@
 """The OpenAPI document declares every status code a route can answer, with the error schema, and the
-permission each route needs (``x-vigil-permission``), so a generated client expects what the server does.
+permissions each route needs, so a generated client (and the fuzz test's role matrix) expects what the server does.
 
 ``declare_errors(app)`` runs once all routes are added. It derives from each route what it can refuse:
 - 401 (not signed in), 403 (role, camera grant, or a cross-site write) and 503 (database unavailable) on every
@@ -7,17 +7,25 @@ permission each route needs (``x-vigil-permission``), so a generated client expe
 - 422 (a parameter or body field is invalid) where the route takes any, and 400 (a body that is not JSON or a
   request the core refuses) where it takes a body;
 - 404 where the path names a thing (a camera, an event, a list).
-A route adds what only it can answer (409 for a duplicate name, 413, 429) with ``responses=`` on its decorator.
+A route adds what only it can answer (409 for a duplicate name, 413, 429) with ``responses=answers(...)``.
+
+Permissions: ``x-vigil-permissions`` lists those a caller must hold all of (empty: any signed-in user), and
+``x-vigil-permissions-any`` those of which one suffices; both come from the ``require*`` dependencies, or from a
+route's ``openapi_extra`` where it checks inside (a permission that depends on the path). Public routes have
+neither.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from vigil.api.deps import PUBLIC_API_PATHS
 
@@ -41,11 +49,17 @@ ERRORS: dict[int, str] = {
 }
 
 
-def _permissions(dependant: Dependant) -> set[str]:
-    found = {p for p in [getattr(dependant.call, "permission", None)] if p}
+def _permissions(dependant: Dependant, attribute: str) -> set[str]:
+    value = getattr(dependant.call, attribute, None)
+    found = set([value] if isinstance(value, str) else value or ())
     for sub in dependant.dependencies:
-        found |= _permissions(sub)
+        found |= _permissions(sub, attribute)
     return found
+
+
+def answers(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route's decorator: the error codes only it answers."""
+    return {code: {"description": ERRORS[code], "model": ErrorOut} for code in codes}
 
 
 def _codes(route: APIRoute) -> set[int]:
@@ -66,8 +80,24 @@ def _codes(route: APIRoute) -> set[int]:
     return codes
 
 
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """Every ``APIRoute`` under ``routes``: FastAPI ≥ 0.165 keeps an included router as one node holding its own
+    routes (``original_router``) instead of copying them into the app's list."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif (inner := getattr(route, "original_router", None) or getattr(route, "app", None)) is not None:
+            yield from api_routes(getattr(inner, "routes", ()))
+
+
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> set[str]:
+    """The methods of every API route whose path matches the request's."""
+    return {method for route in api_routes(routes) if route.matches(scope)[0] is not Match.NONE
+            for method in route.methods or ()}
+
+
 def declare_errors(app: FastAPI) -> None:
-    """Make ``app.openapi()`` declare each route's error responses and ``x-vigil-permission``."""
+    """Make ``app.openapi()`` declare each route's error responses and permissions."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -77,10 +107,12 @@ def declare_errors(app: FastAPI) -> None:
         components = document.setdefault("components", {}).setdefault("schemas", {})
         components["ErrorOut"] = ErrorOut.model_json_schema()
         error_content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
-        for route in app.routes:
-            if not isinstance(route, APIRoute) or not route.include_in_schema:
+        for route in api_routes(app.routes):
+            if not route.include_in_schema:
                 continue
-            permissions = sorted(_permissions(route.dependant))
+            public = route.path in PUBLIC_API_PATHS
+            needs_all = sorted(_permissions(route.dependant, "permission"))
+            needs_any = sorted(_permissions(route.dependant, "any_permission"))
             declared = {int(code) for code in route.responses if str(code).isdigit()}
             for method in route.methods:
                 operation = document["paths"][route.path_format][method.lower()]
@@ -90,9 +122,13 @@ def declare_errors(app: FastAPI) -> None:
                     if not entry.get("description") or entry["description"] in ("Successful Response",
                                                                                 "Additional Response"):
                         entry["description"] = ERRORS.get(code, "Error")
-                    entry.setdefault("content", error_content)
-                if permissions:
-                    operation["x-vigil-permission"] = permissions
+                    entry["content"] = error_content  # FastAPI's own 422 schema is not what the handler answers
+                if not public:
+                    operation.setdefault("x-vigil-permissions", needs_all)
+                    if needs_any:
+                        operation.setdefault("x-vigil-permissions-any", needs_any)
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
         app.openapi_schema = document
         return document
 

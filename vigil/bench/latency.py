@@ -78,8 +78,8 @@ def run_once(cameras: int, seconds: float, video: Path, queue_size: int | None =
             for event in result.output.events:
                 analysed[event.id] = now
 
-        node.on_result += [mark, services.sink]
-        node.on_camera_event.append(services.sink.camera_event)
+        node.on_result.append(mark)
+        services.attach(node)
         app = create_app(config, services, node, users=governance.users, audit=governance.audit,
                          authorisations=governance.authorisations, basemap=None)
         server = serve_in_thread(app)

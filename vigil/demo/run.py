@@ -90,8 +90,7 @@ def run_demo(out_dir: Path, progress: Progress | None = None) -> DemoSummary:
         if progress:
             progress.advance(task)
 
-    node.on_result += [services.sink, record]
-    node.on_camera_event.append(services.sink.camera_event)
+    services.attach(node).on_result.append(record)
     try:
         node.start().run(until_end=True)
     finally:

@@ -1,17 +1,20 @@
 """The bus and the alert sinks a config switches on: ``bus:``, ``mqtt:`` and ``webhooks:``.
 
 Secrets come from the config as pydantic ``SecretStr``s and are unwrapped only here, where they are handed
-to the client library; names shown in logs hide them (``redact_url``).
+to the client library; names shown in logs hide them (``redact_url``, ``public_url``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vigil.config import BusConfig, Config
+from vigil.config import BusConfig, Config, MqttConfig
 from vigil.events.bus import Bus, InProcessBus
+from vigil.events.homeassistant import Topics, counted_labels, discovery_messages
+from vigil.events.mqtt import MqttSink
 from vigil.events.nats_bus import NatsBus
-from vigil.events.sinks import MqttSink, Sink, WebhookSink
+from vigil.events.sinks import Sink
+from vigil.events.webhooks import WebhookSink
 
 
 def _secret(value: object) -> str | None:
@@ -36,17 +39,25 @@ class SinkRoute:
     cameras: frozenset[str] | None = None
 
 
+def mqtt_sink(config: Config, m: MqttConfig) -> MqttSink:
+    """The MQTT sink of the config, with the discovery configs and count sensors of its enabled cameras."""
+    topics = Topics(m.topic_prefix.rstrip("/"))
+    retained = discovery_messages(config, topics, m.discovery_prefix, m.alert_off_delay_s) if m.discovery else {}
+    counted = {c.id: counted_labels(c, config.detector.classes) for c in config.cameras if c.enabled}
+    return MqttSink(m.host, m.port, prefix=topics.prefix, qos=m.qos, client_id=m.client_id, username=m.username,
+                    password=_secret(m.password), max_backlog=m.max_backlog, tls=m.tls,
+                    ca_file=str(m.ca_file) if m.ca_file else None, event_subtopics=m.event_subtopics,
+                    retained=retained, counted=counted)
+
+
 def configured_sinks(config: Config) -> list[SinkRoute]:
     """The MQTT broker and webhooks of the config, each with its event filter."""
     routes: list[SinkRoute] = []
     if config.mqtt is not None:
-        m = config.mqtt
-        routes.append(SinkRoute(MqttSink(m.host, m.port, topic_prefix=f"{m.topic_prefix.rstrip('/')}/events",
-                                         qos=m.qos, client_id=m.client_id, username=m.username,
-                                         password=_secret(m.password), tls=m.tls,
-                                         ca_file=str(m.ca_file) if m.ca_file else None)))
+        routes.append(SinkRoute(mqtt_sink(config, config.mqtt)))
     for hook in config.webhooks:
-        routes.append(SinkRoute(WebhookSink(hook.url, timeout_s=hook.timeout_s, retries=hook.retries,
-                                            secret=_secret(hook.secret)),
-                                frozenset(hook.kinds) or None, frozenset(hook.cameras) or None))
+        sink = WebhookSink(hook.url, timeout_s=hook.timeout_s, secret=_secret(hook.secret),
+                           max_backlog=hook.max_backlog, retries=hook.retries, backoff_s=hook.backoff_s,
+                           max_backoff_s=hook.max_backoff_s)
+        routes.append(SinkRoute(sink, frozenset(hook.kinds) or None, frozenset(hook.cameras) or None))
     return routes

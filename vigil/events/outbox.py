@@ -169,6 +169,13 @@ class OutboxRelay:
         with self.store.session() as session:
             return int(session.scalar(select(func.count()).where(OutboxRow.published_at.is_(None))) or 0)
 
+    def oldest_pending_age_s(self) -> float | None:
+        """Seconds since the oldest unpublished row was written; None when every row is published."""
+        query = select(OutboxRow.created_at).where(OutboxRow.published_at.is_(None)).order_by(OutboxRow.id).limit(1)
+        with self.store.session() as session:
+            created = session.scalar(query)
+        return None if created is None else max(0.0, (utcnow() - created).total_seconds())
+
     def _fetch(self) -> list[tuple[int, str]]:
         query = (
             select(OutboxRow.id, OutboxRow.payload)

@@ -1,25 +1,28 @@
-"""Alert sinks fed from the bus: a JSON-lines file, MQTT (paho-mqtt, QoS 1) and webhooks (POST with retry).
+"""Alert sinks fed from the bus, and how they are fed: a bounded backlog per sink, retried with backoff.
 
-``run_sink(bus, sink)`` forwards a bus subscription to a sink until cancelled; a failing sink is logged and
-never stops the others.
+``run_sink(bus, sink)`` moves a bus subscription into the sink's ``Backlog`` at once (so the bus never waits
+for, nor drops events because of, a slow sink) and delivers from it in order, one event at a time. A failed
+delivery is retried after ``backoff_s``, doubled on each failure up to ``max_backoff_s``; the event stays at
+the head, so order is kept. When the backlog is full the oldest event is dropped and counted, with a warning
+at most once a minute. An event the receiver refuses (``SinkRejected``, e.g. HTTP 400) is not retried.
+A failing sink is logged once per outage and never stops the others: each runs in its own task.
+
+Sinks: ``JsonLinesSink`` here, ``MqttSink`` (vigil/events/mqtt.py), ``WebhookSink`` (vigil/events/webhooks.py).
+Each exposes ``backlog()`` (events not yet delivered) and ``dropped`` for status and metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
+import collections
+import contextlib
 import logging
-import threading
-import urllib.error
-import urllib.request
+import math
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-import paho.mqtt.client as mqtt
-
-from vigil.config import redact_url
 from vigil.errors import VigilError
 from vigil.events.bus import Bus
 from vigil.events.codec import encode_event
@@ -27,51 +30,220 @@ from vigil.types import Event
 
 log = logging.getLogger(__name__)
 
-#: the header that carries a webhook body's HMAC-SHA256 signature
-SIGNATURE_HEADER = "X-Vigil-Signature"
+#: at most one "backlog full" warning, and one "refused" error, per sink in this many seconds
+DROP_WARNING_INTERVAL_S = 60.0
 
 
 class SinkError(VigilError):
-    """A sink could not deliver an event; the message names the sink."""
+    """A sink could not deliver an event (worth retrying); ``run_sink`` logs it with the sink's name."""
+
+
+class SinkRejected(SinkError):
+    """The receiver refused the event itself: retrying it would not help."""
+
+
+class Backlog:
+    """Events waiting for one sink, oldest first, at most ``maxsize``: when full, the oldest is dropped.
+
+    The event being delivered is taken out (``take``) and, if delivery failed, put back at the head
+    (``put_back``), so an overflow during a long attempt never drops a newer event in its place.
+    """
+
+    def __init__(self, name: str, maxsize: int) -> None:
+        self.name = name
+        self.maxsize = maxsize
+        self.dropped = 0
+        self._queue: collections.deque[Event] = collections.deque()
+        self._in_hand = 0
+        self._evicted = False  # the event in hand lost its place to a newer one while being delivered
+        self._ready = asyncio.Event()
+        self._unwarned = 0
+        self._warned_at = -math.inf
+
+    def __len__(self) -> int:
+        """Events not yet delivered, including the one being delivered."""
+        return len(self._queue) + self._in_hand
+
+    def put(self, event: Event) -> None:
+        if len(self) >= self.maxsize:
+            if self._queue:
+                self._queue.popleft()
+                self._count_drop()
+            elif not self._evicted:  # the only full place is the event in hand: it will not be put back
+                self._evicted = True
+        self._queue.append(event)
+        self._ready.set()
+
+    async def take(self) -> Event:
+        while not self._queue:
+            self._ready.clear()
+            await self._ready.wait()
+        self._in_hand = 1
+        return self._queue.popleft()
+
+    def done(self) -> None:
+        """The event in hand was delivered (or given up)."""
+        self._in_hand = 0
+        self._evicted = False
+
+    def put_back(self, event: Event) -> None:
+        """Delivery failed: the event goes back to the head, unless the backlog filled up meanwhile (it is
+        then the oldest, and dropped)."""
+        if self._evicted:
+            self._count_drop()
+        elif self._in_hand:
+            self._queue.appendleft(event)
+            self._ready.set()
+        self.done()
+
+    def _count_drop(self) -> None:
+        self.dropped += 1
+        self._unwarned += 1
+        now = time.monotonic()
+        if now - self._warned_at >= DROP_WARNING_INTERVAL_S:
+            log.warning("sink %s: backlog full (%d events), dropped the %d oldest (%d in all)", self.name,
+                        self.maxsize, self._unwarned, self.dropped)
+            self._warned_at = now
+            self._unwarned = 0
 
 
 class Sink(Protocol):
+    """Where ``run_sink`` delivers events: ``send`` one event (raise ``SinkError`` to have it retried).
+    ``QueuedSink`` provides everything but ``send`` and ``close``."""
+
     name: str
+    queue: Backlog
+    retries: int | None
+    backoff_s: float
+    max_backoff_s: float
+    delivered: int
+    rejected: int
+    given_up: int
+    failing: bool
 
     async def send(self, event: Event) -> None: ...
 
     async def close(self) -> None: ...
 
+    def backlog(self) -> int: ...
+
+    @property
+    def dropped(self) -> int: ...
+
+    def stats(self) -> dict[str, object]: ...
+
+
+class QueuedSink:
+    """Base of the sinks: the backlog, the retry policy ``run_sink`` applies, and delivery counters.
+
+    ``retries``: failed attempts of one event before it is given up (counted in ``dropped``); None: until
+    delivered (or dropped from a full backlog).
+    """
+
+    def __init__(self, name: str, max_backlog: int = 1000, retries: int | None = None, backoff_s: float = 0.5,
+                 max_backoff_s: float = 30.0) -> None:
+        self.name = name
+        self.queue = Backlog(name, max_backlog)
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.delivered = 0
+        self.rejected = 0  # refused by the receiver (not retried)
+        self.given_up = 0  # out of retries
+        self.failing = False  # the last attempt failed
+
+    def backlog(self) -> int:
+        """Events waiting for delivery."""
+        return len(self.queue)
+
+    @property
+    def dropped(self) -> int:
+        """Events that will not be delivered: dropped from a full backlog, or out of retries."""
+        return self.queue.dropped + self.given_up
+
+    def stats(self) -> dict[str, object]:
+        """For status pages and metrics."""
+        return {"name": self.name, "backlog": self.backlog(), "delivered": self.delivered, "dropped": self.dropped,
+                "rejected": self.rejected, "failing": self.failing}
+
 
 async def run_sink(
     bus: Bus, sink: Sink, kinds: Iterable[str] | None = None, cameras: Iterable[str] | None = None
 ) -> None:
-    """Forward events from ``bus`` to ``sink`` until cancelled, then close it. Errors are logged once per outage."""
+    """Forward events from ``bus`` to ``sink`` through its backlog until cancelled, then close the sink."""
     subscription = bus.subscribe(kinds=kinds, cameras=cameras)
-    failing = False
-    try:
+
+    async def fill() -> None:
         async for event in subscription:
-            try:
-                await sink.send(event)
-            except Exception as exc:
-                if not failing:
-                    log.error("sink %s: %s", sink.name, exc)
-                failing = True
-                continue
-            if failing:
-                log.warning("sink %s: delivering again", sink.name)
-                failing = False
+            sink.queue.put(event)
+
+    filler = asyncio.create_task(fill())
+    try:
+        await _deliver(sink)
     finally:
+        filler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await filler
         await subscription.close()
         await sink.close()
 
 
-class JsonLinesSink:
+async def _deliver(sink: Sink) -> None:
+    failures = 0  # consecutive failed attempts of the event at the head
+    outage_since: float | None = None
+    given_up = 0  # in this outage
+    refused_logged_at = -math.inf
+    while True:
+        event = await sink.queue.take()
+        try:
+            await sink.send(event)
+        except asyncio.CancelledError:
+            sink.queue.put_back(event)
+            raise
+        except SinkRejected as exc:
+            sink.queue.done()
+            sink.rejected += 1
+            if time.monotonic() - refused_logged_at >= DROP_WARNING_INTERVAL_S:  # a receiver may refuse them all
+                refused_logged_at = time.monotonic()
+                log.error("sink %s: event %s (%s) refused, not retried: %s (%d refused in all)", sink.name,
+                          event.id, event.kind, exc, sink.rejected)
+            failures = 0
+            continue
+        except Exception as exc:
+            failures += 1
+            delay = min(sink.max_backoff_s, sink.backoff_s * 2 ** min(failures - 1, 30))
+            if outage_since is None:
+                outage_since = time.monotonic()
+                log.error("sink %s: %s; retrying with backoff, %d events waiting", sink.name, exc, sink.backlog())
+            sink.failing = True
+            if sink.retries is not None and failures > sink.retries:
+                sink.queue.done()
+                sink.given_up += 1
+                given_up += 1
+                if given_up == 1:
+                    log.error("sink %s: event %s given up after %d retries (further ones are counted)", sink.name,
+                              event.id, sink.retries)
+                failures = 0
+            else:
+                sink.queue.put_back(event)
+            await asyncio.sleep(delay)
+            continue
+        sink.queue.done()
+        sink.delivered += 1
+        failures = 0
+        if outage_since is not None:
+            log.warning("sink %s: delivering again after %.1f s (%d events given up), %d waiting", sink.name,
+                        time.monotonic() - outage_since, given_up, sink.backlog())
+            outage_since, given_up = None, 0
+        sink.failing = False
+
+
+class JsonLinesSink(QueuedSink):
     """Appends one JSON event per line to a file (created with its folder)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, max_backlog: int = 10_000) -> None:
         self.path = Path(path)
-        self.name = f"jsonl:{self.path}"
+        super().__init__(f"jsonl:{self.path}", max_backlog=max_backlog, backoff_s=0.5, max_backoff_s=10.0)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("ab")
 
@@ -84,156 +256,3 @@ class JsonLinesSink:
 
     async def close(self) -> None:
         self._file.close()
-
-
-def mqtt_topic(event: Event, prefix: str = "vigil/events") -> str:
-    return f"{prefix}/{event.camera_id}/{event.kind}"
-
-
-class MqttSink:
-    """Publishes events at QoS 1 to ``<prefix>/<camera>/<kind>``. Reconnects by itself; while the broker is
-    away messages queue inside the client and go out on reconnection. ``pending`` counts unacknowledged ones."""
-
-    def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 1883,
-        topic_prefix: str = "vigil/events",
-        qos: int = 1,
-        client_id: str = "",
-        username: str | None = None,
-        password: str | None = None,
-        keepalive_s: int = 30,
-        max_queued: int = 100_000,
-        tls: bool = False,
-        ca_file: str | None = None,
-    ) -> None:
-        self.name = f"{'mqtts' if tls else 'mqtt'}://{host}:{port}"
-        self.topic_prefix = topic_prefix.rstrip("/")
-        self.qos = qos
-        self._sent = 0
-        self._acked = 0
-        self._lock = threading.Lock()
-        self._connected = threading.Event()
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=not client_id,
-            reconnect_on_failure=True,
-        )
-        if username:
-            self.client.username_pw_set(username, password)
-        if tls:
-            self.client.tls_set(ca_certs=ca_file)
-        self.client.max_queued_messages_set(max_queued)
-        self.client.max_inflight_messages_set(100)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_publish = self._on_publish
-        self.client.connect_async(host, port, keepalive=keepalive_s)
-        self.client.loop_start()
-
-    def _on_connect(self, _client: object, _userdata: object, _flags: object, reason: object, _props: object) -> None:
-        if not getattr(reason, "is_failure", False):
-            self._connected.set()
-            log.info("MQTT %s: connected", self.name)
-        else:
-            log.error("MQTT %s: connection refused (%s)", self.name, reason)
-
-    def _on_disconnect(
-        self, _client: object, _userdata: object, _flags: object, reason: object, _props: object
-    ) -> None:
-        if self._connected.is_set():
-            log.warning("MQTT %s: disconnected (%s); reconnecting, events are queued", self.name, reason)
-        self._connected.clear()
-
-    def _on_publish(self, _client: object, _userdata: object, _mid: int, _reason: object, _props: object) -> None:
-        with self._lock:
-            self._acked += 1
-
-    @property
-    def connected(self) -> bool:
-        return self._connected.is_set()
-
-    @property
-    def pending(self) -> int:
-        """Messages handed to the client and not yet acknowledged by the broker."""
-        with self._lock:
-            return self._sent - self._acked
-
-    async def wait_connected(self, timeout_s: float = 5.0) -> bool:
-        return await asyncio.to_thread(self._connected.wait, timeout_s)
-
-    async def send(self, event: Event) -> None:
-        info = self.client.publish(mqtt_topic(event, self.topic_prefix), encode_event(event), qos=self.qos)
-        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
-            raise SinkError(f"MQTT {self.name}: outgoing queue full, event {event.id} dropped")
-        with self._lock:
-            self._sent += 1
-
-    async def flush(self, timeout_s: float = 10.0) -> bool:
-        """Wait until the broker acknowledged everything sent; False on timeout."""
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while self.pending > 0:
-            if asyncio.get_running_loop().time() > deadline:
-                return False
-            await asyncio.sleep(0.02)
-        return True
-
-    async def close(self) -> None:
-        await self.flush(timeout_s=2.0)
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-class WebhookSink:
-    """POSTs each event as JSON; retries connection errors and 5xx answers with backoff, then raises.
-
-    With a ``secret`` each body is signed: ``X-Vigil-Signature: sha256=<HMAC-SHA256 of the body, hex>``.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        headers: dict[str, str] | None = None,
-        timeout_s: float = 5.0,
-        retries: int = 3,
-        backoff_s: float = 0.5,
-        secret: str | None = None,
-    ) -> None:
-        self.url = url
-        self.name = f"webhook:{redact_url(url)}"
-        self.headers = {"Content-Type": "application/json", **(headers or {})}
-        self.timeout_s = timeout_s
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self._secret = secret.encode() if secret else None
-
-    def _post(self, body: bytes) -> int:
-        headers = dict(self.headers)
-        if self._secret is not None:
-            headers[SIGNATURE_HEADER] = "sha256=" + hmac.new(self._secret, body, hashlib.sha256).hexdigest()
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-            return int(response.status)
-
-    async def send(self, event: Event) -> None:
-        body = encode_event(event)
-        problem = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-            try:
-                await asyncio.to_thread(self._post, body)
-                return
-            except urllib.error.HTTPError as exc:
-                problem = f"HTTP {exc.code}"
-                if exc.code < 500 and exc.code != 429:
-                    break  # the receiver rejects this event: retrying will not help
-            except (urllib.error.URLError, OSError) as exc:
-                problem = str(getattr(exc, "reason", exc))
-        raise SinkError(f"{self.name}: event {event.id} not delivered ({problem})")
-
-    async def close(self) -> None:
-        return None

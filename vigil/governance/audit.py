@@ -3,11 +3,19 @@
 Appends are serialised so concurrent writers cannot fork the chain: PostgreSQL takes a transaction-scoped
 advisory lock, SQLite takes the database write lock before reading the head; the primary key on ``seq`` is the
 last line of defence (a losing writer retries).
+
+The tables are append-only in the database too (revision ``0006``: triggers refusing UPDATE and DELETE, and on
+PostgreSQL an application role without those privileges, ``vigil db grant-app-role``). Outside the database, the
+witness folder keeps every checkpoint (``checkpoints.jsonl``) and the signed newest head (``audit_head.json``,
+replaced after every append), so a cut tail shows in the default ``verify``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from vigil.governance.chain import (
     GENESIS_HASH,
+    HEAD_DOMAIN,
     AuditEntry,
     Checkpoint,
     VerifyResult,
@@ -38,6 +47,12 @@ from vigil.store.db import Store, utcnow
 ADVISORY_LOCK_KEY = 0x5649474C  # "VIGL"
 BUNDLE_FORMAT = "vigil-audit-bundle/1"
 WITNESS_FILE = "checkpoints.jsonl"
+HEAD_FILE = "audit_head.json"
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: the head file is still replaced atomically, just not locked
+    fcntl = None  # type: ignore[assignment]
 
 
 def _entry(row: AuditRow) -> AuditEntry:
@@ -63,7 +78,7 @@ class AuditLog:
 
     ``checkpoint_every``: sign the head every N entries (1 signs every append). ``witness_dir``: a folder
     outside the database (normally the data dir) that also receives every checkpoint, so deleting checkpoint
-    rows from the database is detected too.
+    rows from the database is detected too, and the signed newest head, so a cut tail is.
     """
 
     def __init__(self, store: Store, signer: AuditSigner, checkpoint_every: int = 100,
@@ -74,6 +89,7 @@ class AuditLog:
         self.signer = signer
         self.checkpoint_every = checkpoint_every
         self.witness = Path(witness_dir) / WITNESS_FILE if witness_dir is not None else None
+        self.head_file = Path(witness_dir) / HEAD_FILE if witness_dir is not None else None
         self.clock = clock
 
     # ------------------------------------------------------------------ writing
@@ -87,6 +103,7 @@ class AuditLog:
         entry, mark = self._retrying(lambda s: self._append_in(s, actor, action, object, purpose, details_json))
         if mark is not None:
             self._witness(mark)
+        self._witness_head(entry)
         return entry
 
     def checkpoint(self) -> Checkpoint | None:
@@ -149,7 +166,34 @@ class AuditLog:
         with self.witness.open("a") as fh:
             fh.write(json.dumps(mark.to_json()) + "\n")
 
+    def _witness_head(self, entry: AuditEntry) -> None:
+        """Replace the head file with a signature over ``entry`` (after its commit, so the file never runs ahead
+        of the database; under a file lock, so an older head never replaces a newer one)."""
+        if self.head_file is None:
+            return
+        signature = self.signer.sign(checkpoint_message(entry.seq, entry.hash, entry.at, self.signer.key_id,
+                                                        HEAD_DOMAIN))
+        mark = Checkpoint(seq=entry.seq, hash=entry.hash, at=entry.at, key_id=self.signer.key_id, signature=signature)
+        self.head_file.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(self.head_file.with_name(HEAD_FILE + ".lock")):
+            with contextlib.suppress(AuditError):
+                current = self.witness_head()
+                if current is not None and current.seq >= entry.seq:
+                    return
+            temporary = self.head_file.with_name(f".{HEAD_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
+            temporary.write_text(json.dumps(mark.to_json()) + "\n")
+            os.replace(temporary, self.head_file)
+
     # ------------------------------------------------------------------ reading
+
+    def witness_head(self) -> Checkpoint | None:
+        """The newest head as recorded in the witness folder (None without a witness folder or before an append)."""
+        if self.head_file is None or not self.head_file.exists():
+            return None
+        try:
+            return Checkpoint.from_json(json.loads(self.head_file.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            raise AuditError(f"{self.head_file}: not an audit head record") from None
 
     def head(self) -> AuditEntry | None:
         with self.store.session() as session:
@@ -208,7 +252,8 @@ class AuditLog:
         separately published one to rule out a replaced key file). See ``verify_chain`` for ``require_signed_head``.
         """
         key = self.signer.public_key if public_key is None else _as_key(public_key)
-        return verify_chain(self.iter_entries(), self.checkpoints(), key, require_signed_head)
+        head = self.witness_head()
+        return verify_chain(self.iter_entries(), self.checkpoints(), key, require_signed_head, head)
 
     def public_pem(self) -> bytes:
         return self.signer.public_pem()
@@ -238,6 +283,15 @@ class AuditLog:
                     "head_hash": head_hash, "key_id": self.signer.key_id}
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         return BundleInfo(out, count, len(marks), head_seq, head_hash)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created if missing) across threads and processes."""
+    with path.open("a") as fh:
+        if fcntl is not None:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
 
 
 def _as_key(key: Ed25519PublicKey | bytes | str | Path) -> Ed25519PublicKey:

@@ -2,9 +2,10 @@
 
 Each entry's ``hash`` is the sha256 of a canonical JSON object holding every field plus ``prev_hash`` (the
 previous entry's hash; 64 zeros for the first). A checkpoint is an Ed25519 signature over (seq, hash) of the
-head at some moment. ``verify_chain`` checks a sequence of entries against a set of checkpoints: an edit,
-insertion or deletion breaks a hash link, a rewritten suffix breaks a checkpoint, a cut tail leaves a
-checkpoint pointing past the end.
+head at some moment; the witness head is the same over the newest entry, kept outside the database and replaced on
+every append. ``verify_chain`` checks a sequence of entries against a set of checkpoints and the witness head: an
+edit, insertion or deletion breaks a hash link, a rewritten suffix breaks a checkpoint, a cut tail leaves a
+checkpoint or the witness head pointing past the end.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from vigil.governance.keys import key_id, verify_signature
 
 GENESIS_HASH = "0" * 64
 CHECKPOINT_DOMAIN = "vigil-audit-checkpoint/1"
+HEAD_DOMAIN = "vigil-audit-head/1"
 
 
 def canonical_json(value: Any) -> str:
@@ -105,9 +107,9 @@ class Checkpoint:
                    signature=data["signature"])
 
 
-def checkpoint_message(seq: int, hash_: str, at: datetime, key: str) -> bytes:
-    """The bytes a checkpoint signs."""
-    return canonical_json({"domain": CHECKPOINT_DOMAIN, "seq": seq, "hash": hash_, "at": format_time(at),
+def checkpoint_message(seq: int, hash_: str, at: datetime, key: str, domain: str = CHECKPOINT_DOMAIN) -> bytes:
+    """The bytes a checkpoint signs (``domain=HEAD_DOMAIN``: a witness head, which is not a checkpoint)."""
+    return canonical_json({"domain": domain, "seq": seq, "hash": hash_, "at": format_time(at),
                            "key_id": key}).encode()
 
 
@@ -121,16 +123,24 @@ class VerifyResult:
     reason: str
     checkpoints: int = 0
     head_seq: int = 0
-    unsigned_tail: int = 0  # entries after the last valid checkpoint (protected by the hash links only)
+    unsigned_tail: int = 0  # entries after the last valid checkpoint or witness head (protected by hash links only)
+    witnessed_seq: int = 0  # the seq of the witness head checked (0: none given)
+
+
+def _entries(count: int) -> str:
+    return f"{count} newest entr{'y' if count == 1 else 'ies'}"
 
 
 def verify_chain(entries: Iterable[AuditEntry], checkpoints: Iterable[Checkpoint], public_key: Ed25519PublicKey,
-                 require_signed_head: bool = False) -> VerifyResult:
-    """Check hash links, sequence numbers and signed checkpoints; report the first untrustworthy entry.
+                 require_signed_head: bool = False, witness_head: Checkpoint | None = None) -> VerifyResult:
+    """Check hash links, sequence numbers, signed checkpoints and the witness head; report the first untrustworthy
+    entry.
 
-    Entries after the last checkpoint are protected by the hash links only: anyone able to write the database
-    could cut or extend that tail. ``require_signed_head`` treats such a tail as a failure (use it for bundles,
-    which are checkpointed at their head when exported).
+    ``witness_head`` (signed over ``HEAD_DOMAIN``) is the newest entry as recorded outside the database: a log
+    ending before it lost its newest entries. It may lag behind the log (an append in flight, a crash between
+    commit and file write), never run ahead. Entries after the last checkpoint or witness head are protected by
+    the hash links only: anyone able to write the database could extend that tail. ``require_signed_head``
+    treats such a tail as a failure (use it for bundles, which are checkpointed at their head when exported).
     """
     problems: list[tuple[int, str]] = []
     marks = sorted(set(checkpoints), key=lambda c: (c.seq, c.at))
@@ -143,7 +153,13 @@ def verify_chain(entries: Iterable[AuditEntry], checkpoints: Iterable[Checkpoint
             problems.append((mark.seq, f"checkpoint at seq {mark.seq}: bad signature{other}"))
         else:
             good_marks.append(mark)
-    wanted = {mark.seq for mark in good_marks}
+    if witness_head is not None:
+        message = checkpoint_message(witness_head.seq, witness_head.hash, witness_head.at, witness_head.key_id,
+                                     HEAD_DOMAIN)
+        if not verify_signature(public_key, message, witness_head.signature):
+            problems.append((witness_head.seq, f"witness head at seq {witness_head.seq}: bad signature"))
+            witness_head = None
+    wanted = {mark.seq for mark in good_marks} | ({witness_head.seq} if witness_head else set())
     seen: dict[int, str] = {}
     count, prev_hash, expected_seq, broken = 0, GENESIS_HASH, 1, False
     for entry in entries:
@@ -176,11 +192,25 @@ def verify_chain(entries: Iterable[AuditEntry], checkpoints: Iterable[Checkpoint
                                                 f"(entries {trusted_until + 1}..{mark.seq} rewritten)"))
         elif mark.seq in seen:
             trusted_until = max(trusted_until, mark.seq)
+    cut = None
+    if witness_head is not None and not broken:
+        if witness_head.seq > head_seq:
+            cut = (trusted_until + 1, f"{_entries(witness_head.seq - head_seq)} missing: the log ends at seq "
+                                      f"{head_seq} but the witness head is at seq {witness_head.seq} (tail cut?)")
+            problems.append(cut)
+        elif seen.get(witness_head.seq) != witness_head.hash:
+            problems.append((trusted_until + 1, f"entry {witness_head.seq} does not match the witness head "
+                                                f"(entries {trusted_until + 1}..{witness_head.seq} rewritten)"))
+        else:
+            trusted_until = max(trusted_until, witness_head.seq)
+    witnessed = witness_head.seq if witness_head else 0
     if problems:
-        first_seq, reason = min(problems, key=lambda p: p[0])
-        return VerifyResult(False, count, first_seq, reason, len(marks), head_seq, 0)
+        first = min(problems, key=lambda p: p[0])
+        reason = first[1] if cut is None or cut is first else f"{first[1]}; {cut[1]}"
+        return VerifyResult(False, count, first[0], reason, len(marks), head_seq, 0, witnessed)
     tail = head_seq - trusted_until
     if require_signed_head and tail:
         return VerifyResult(False, count, trusted_until + 1, f"entries {trusted_until + 1}..{head_seq} are not "
-                            "covered by a signed checkpoint (appended after it?)", len(marks), head_seq, tail)
-    return VerifyResult(True, count, None, "ok", len(marks), head_seq, tail)
+                            "covered by a signed checkpoint (appended after it?)", len(marks), head_seq, tail,
+                            witnessed)
+    return VerifyResult(True, count, None, "ok", len(marks), head_seq, tail, witnessed)

@@ -1,4 +1,4 @@
-"""CLI sub-commands for governance (mounted by ``vigil.cli``): ``audit``, ``users``, ``authorisations``.
+"""CLI sub-commands for governance (mounted by ``vigil.cli``): ``audit``, ``users``, ``authorisations``, ``db``.
 
 Console commands act as the named user (``--as``), or as ``cli:<login>`` for user administration; the
 console has database access anyway, so it is trusted, but every action lands in the audit log.
@@ -23,6 +23,8 @@ audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=Tr
 users_app = typer.Typer(help="Users, roles and camera grants.", no_args_is_help=True)
 authorisations_app = typer.Typer(help="Authorisations for face matching, face search and person search.",
                                  no_args_is_help=True)
+db_app = typer.Typer(help="The metadata database: the PostgreSQL role the service connects as.",
+                     no_args_is_help=True)
 
 out = Console()
 
@@ -30,15 +32,15 @@ ConfigOption = typer.Option(..., "-c", "--config", help="YAML config file.")
 
 
 @contextlib.contextmanager
-def governance(config_path: Path) -> Iterator:  # type: ignore[type-arg]
-    """Open the store of a config (migrated to every head) and the governance layer over it."""
+def governance(config_path: Path, database: str | None = None) -> Iterator:  # type: ignore[type-arg]
+    """Open the store of a config (or ``database``, a URL; migrated to every head) and the governance layer."""
     from vigil.config import load_config
     from vigil.governance.service import open_governance
     from vigil.store.db import open_store
     from vigil.store.migrations import upgrade_engine
 
     config = load_config(config_path)
-    store = open_store(config.store.database, data_dir=config.data_dir, migrate=False)
+    store = open_store(database or config.store.database, data_dir=config.data_dir, migrate=False)
     try:
         upgrade_engine(store.engine, "heads")
         yield open_governance(store, config.data_dir)
@@ -69,8 +71,10 @@ def audit_verify(config_path: Path = typer.Option(None, "-c", "--config", help="
                  pubkey: Path = typer.Option(None, "--pubkey", help="Public key PEM to verify with (recommended)."),
                  bundle: Path = typer.Option(None, "--bundle", help="Verify an exported bundle folder instead."),
                  strict: bool = typer.Option(False, "--strict", help="Fail when the newest entries are not signed "
-                                             "by a checkpoint yet (always on for bundles).")) -> None:
-    """Check every hash link and signed checkpoint; report the first broken entry (exit code 1)."""
+                                             "by a checkpoint or the witness head yet (always on for bundles).")
+                 ) -> None:
+    """Check every hash link, signed checkpoint and the witness head (a cut tail); report the first broken entry
+    (exit code 1)."""
     from vigil.governance.audit import verify_bundle
     from vigil.governance.keys import load_public_key
 
@@ -86,10 +90,12 @@ def audit_verify(config_path: Path = typer.Option(None, "-c", "--config", help="
             result = gov.audit.verify(key, require_signed_head=strict)
     if result.ok:
         tail = f", {result.unsigned_tail} after the last checkpoint" if result.unsigned_tail else ""
-        out.print(f"[green]audit chain ok[/]: {result.entries} entries, {result.checkpoints} checkpoints{tail}")
+        head = f", head witnessed at {result.witnessed_seq}" if result.witnessed_seq else ""
+        out.print(f"[green]audit chain ok[/]: {result.entries} entries, {result.checkpoints} checkpoints{head}{tail}",
+                  highlight=False, soft_wrap=True)
         return
     out.print(f"[bold red]audit chain BROKEN[/] at entry {result.first_bad_seq}: {result.reason} "
-              f"({result.entries} entries read)", highlight=False)
+              f"({result.entries} entries read)", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -129,6 +135,43 @@ def audit_list(config_path: Path = ConfigOption, limit: int = typer.Option(20, "
         table.add_row(str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.object, e.purpose or "",
                       e.details_json if e.details_json != "{}" else "")
     out.print(table)
+
+
+# ---------------------------------------------------------------- db
+
+
+@db_app.command("grant-app-role")
+def db_grant_app_role(name: str = typer.Argument(..., help="PostgreSQL role the service connects as."),
+                      config_path: Path = ConfigOption,
+                      database: str = typer.Option(None, "--database", help="Owner URL to migrate and grant with "
+                                                   "(default: store.database)."),
+                      password_stdin: bool = typer.Option(False, "--password-stdin",
+                                                          help="Set the role's password, read from stdin."),
+                      print_sql: bool = typer.Option(False, "--sql", help="Print the GRANT/REVOKE statements instead "
+                                                     "of running them.")) -> None:
+    """Let role NAME (created if missing) use every table but only read and append the audit log; migrates first.
+    Run it again after an upgrade."""
+    from sqlalchemy import make_url
+
+    from vigil.config import load_config
+    from vigil.governance.app_role import app_role_sql, check_role_name, grant_app_role
+    from vigil.store.db import resolve_database_url
+
+    check_role_name(name)
+    url = make_url(resolve_database_url(database or load_config(config_path).store.database))
+    if url.get_backend_name() != "postgresql":
+        raise GovernanceError("db grant-app-role: the database is not PostgreSQL (roles exist on PostgreSQL only; "
+                              "on SQLite, triggers keep the audit tables append-only)")
+    if print_sql:
+        sys.stdout.write(f"-- CREATE ROLE {name} LOGIN PASSWORD '...';  (if it does not exist yet)\n")
+        sys.stdout.writelines(f"{statement};\n" for statement in app_role_sql(name, url.database or "postgres"))
+        return
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    with governance(config_path, database) as gov:
+        created = grant_app_role(gov.store.engine, name, password)
+        gov.audit.append(console_actor(), "db.grant_app_role", f"role:{name}", details={"created": created})
+    out.print(f"{'created' if created else 'updated'} role {name}: it may read and append the audit log but not "
+              "change it; connect the service as it", highlight=False)
 
 
 # ---------------------------------------------------------------- users

@@ -21,6 +21,10 @@ from vigil.store.schema import CountRow, EventComment, EventRow, OutboxRow, Trac
 from vigil.types import CountSample, Event, Track
 
 
+class BadPageCursor(StoreError):
+    """A ``cursor`` that no page of ``list_events`` handed out."""
+
+
 @dataclass(slots=True)
 class EventRecord:
     """A stored event and its handling state."""
@@ -238,7 +242,7 @@ class EventStore:
                 at_text, event_id = cursor.split("|", 1)
                 at = parse_time(at_text)
             except ValueError:
-                raise StoreError(f"bad page cursor {cursor!r}") from None
+                raise BadPageCursor(f"bad page cursor {cursor!r}") from None
             query = query.where(or_(EventRow.at < at, and_(EventRow.at == at, EventRow.id < event_id)))
         query = query.order_by(EventRow.at.desc(), EventRow.id.desc()).limit(max(1, limit) + 1)
         with self.store.session() as session:

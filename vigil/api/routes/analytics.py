@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from vigil.api.deps import ApiState, api_state, check_camera, require
+from vigil.api.openapi import answers
 from vigil.api.schemas import CountSeries, CountsOut, LinesOut, UtcTime
 from vigil.governance.users import User
 
@@ -17,7 +18,7 @@ CameraQuery = Annotated[str, Query(min_length=1, max_length=64)]
 MAX_POINTS = 5000
 
 
-@router.get("/counts", response_model=CountsOut)
+@router.get("/counts", response_model=CountsOut, responses=answers(404))
 def counts(camera: CameraQuery, user: User = Depends(require("events.read")), state: ApiState = Depends(api_state),
            from_: Annotated[UtcTime | None, Query(alias="from")] = None, to: UtcTime | None = None,
            bucket_s: Annotated[int, Query(ge=1, le=86_400)] = 60) -> CountsOut:
@@ -36,7 +37,7 @@ def counts(camera: CameraQuery, user: User = Depends(require("events.read")), st
                              for (zone, label), points in series.items()])
 
 
-@router.get("/lines", response_model=LinesOut)
+@router.get("/lines", response_model=LinesOut, responses=answers(404))
 def lines(camera: CameraQuery, user: User = Depends(require("events.read")),
           state: ApiState = Depends(api_state)) -> LinesOut:
     """Crossings per line, direction and label since the node started (zeros without a running node)."""

@@ -22,7 +22,7 @@ from vigil.api.schemas import (
     UtcTime,
 )
 from vigil.governance.users import ALL_CAMERAS, User
-from vigil.store.events import EventRecord
+from vigil.store.events import BadPageCursor, EventRecord
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 EventId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -55,7 +55,10 @@ def list_events(
     if from_ is not None and to is not None and to <= from_:
         raise HTTPException(422, "'to' must be after 'from'")
     cameras = camera_filter(state, user, camera)
-    page = state.services.events.list_events(from_, to, cameras, kind, status, severity, limit, cursor)
+    try:
+        page = state.services.events.list_events(from_, to, cameras, kind, status, severity, limit, cursor)
+    except BadPageCursor as exc:
+        raise HTTPException(422, f"cursor: {exc}") from None
     return EventPageOut(items=[event_out(r.event, r) for r in page.items], next_cursor=page.next_cursor)
 
 

@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from markdown_it import MarkdownIt
 
-from vigil.api.deps import ApiState, DbId, DbIdQuery, api_state, current_user, require
+from vigil.api.deps import ApiState, DbId, DbIdQuery, api_state, require, require_any
 from vigil.api.governance_schemas import (
     AuditEntryOut,
     AuditPageOut,
@@ -55,18 +55,6 @@ T = TypeVar("T")
 MAX_REPORT_DAYS = 400
 HOLD_READERS = ("export", "authorisation.approve", "audit.read")
 HOLD_MAKERS = ("export", "authorisation.approve")
-
-
-def require_any(*permissions: str) -> Callable[..., User]:
-    """Dependency: a signed-in user holding at least one of ``permissions`` (403 naming them otherwise)."""
-
-    def dependency(user: User = Depends(current_user)) -> User:
-        if not any(user.can(p) for p in permissions):
-            state = "is disabled" if user.disabled else f"(role {user.role!r}) holds none of {', '.join(permissions)}"
-            raise HTTPException(403, f"user {user.username!r} {state}")
-        return user
-
-    return dependency
 
 
 def _audit_log(state: ApiState) -> AuditLog:

@@ -11,6 +11,7 @@ import anyio
 from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 
 from vigil.api.deps import ApiState, DbId, api_state, require
+from vigil.api.openapi import answers
 from vigil.api.schemas import EntryOut, HotlistEntryIn, ListIn, ListOut, _utc
 from vigil.governance.users import User
 from vigil.store.lists import Entry, ListInfo
@@ -47,7 +48,8 @@ def _routes(plural: str) -> None:
                    state: ApiState = Depends(api_state)) -> list[ListOut]:
         return [_out(state, info) for info in state.lists.lists(kind)]
 
-    @router.post(f"/api/{plural}", response_model=ListOut, status_code=201, name=f"create_{kind}")
+    @router.post(f"/api/{plural}", response_model=ListOut, status_code=201, name=f"create_{kind}",
+                 responses=answers(409))
     def create(body: ListIn, user: User = Depends(require("watchlist.manage")),
                state: ApiState = Depends(api_state)) -> ListOut:
         info = state.lists.create_list(body.name, kind, user.username, body.description)

@@ -10,8 +10,10 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 
-from vigil.api.deps import ApiState, CameraAccess, DbId, api_state, check, current_user, require_camera
+from vigil.api.deps import ApiState, CameraAccess, DbId, api_state, check, require_any, require_camera
+from vigil.api.openapi import answers
 from vigil.api.schemas import UtcTime
+from vigil.governance.roles import VIDEO_PERMISSIONS
 from vigil.governance.users import User
 from vigil.store.hls import playlist
 from vigil.store.recording_schema import SegmentRow
@@ -23,15 +25,16 @@ MAX_RANGE_S = 24 * 3600
 
 def _may_see_video(user: User, camera_id: str) -> None:
     """Stills of a camera: live or playback permission, and the camera granted (403 saying why)."""
-    if not (user.can("video.live") or user.can("video.playback")):
+    if not any(user.can(p) for p in VIDEO_PERMISSIONS):
         check(user, "video.playback")
     if not user.sees_camera(camera_id):
         raise HTTPException(403, f"user {user.username!r} has no access to camera {camera_id!r}")
 
 
 @router.get("/api/snapshots/{relative:path}", response_class=FileResponse,
-            responses={200: {"content": {"image/jpeg": {}}}})
-def snapshot_file(relative: Annotated[str, PathParam(max_length=512)], user: User = Depends(current_user),
+            responses={200: {"content": {"image/jpeg": {}}}, **answers(400)})
+def snapshot_file(relative: Annotated[str, PathParam(max_length=512)],
+                  user: User = Depends(require_any(*sorted(VIDEO_PERMISSIONS))),
                   state: ApiState = Depends(api_state)) -> FileResponse:
     """An event snapshot or track thumbnail (``snapshots/<camera>/...`` or ``thumbnails/<camera>/...``)."""
     parts = PurePosixPath(relative).parts
