@@ -1,5 +1,5 @@
 """NatsBus against the real NATS JetStream server at 127.0.0.1:4222 (VIGIL_TEST_NATS), including a real outage:
-the bus talks through a local TCP proxy that the test cuts and restores."""
+the bus talks through a local TCP proxy that the test cuts and restores; and a private nats-server restarted."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
 import pytest
 
+from vigil.bench.faults.services import NATS_SERVER, PrivateNats
 from vigil.events.bus import Bus, BusUnavailable
 from vigil.events.nats_bus import NatsBus, event_subject
 from vigil.events.outbox import EventWriter, OutboxRelay
@@ -185,3 +187,69 @@ def test_outbox_through_a_nats_outage_loses_nothing(tmp_path) -> None:  # type: 
         store.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.skipif(not os.access(NATS_SERVER, os.X_OK), reason=f"{NATS_SERVER} is not installed")
+def test_subscriptions_survive_a_restart_of_the_server() -> None:
+    """A private nats-server restarted (its JetStream store kept): the ordered consumers behind ``subscribe()``
+    are in the server's memory only, so nats-py recreates them; they must resume after the last event delivered
+    (one that had received nothing yet must not replay the stream from its start)."""
+
+    async def scenario(server: PrivateNats) -> None:
+        bus = await NatsBus.connect(server.url, reconnect_wait_s=0.2)
+        await bus.publish(Event("zone_enter", "cam2", T0, payload={"n": -1}))  # before the subscriptions
+        everything, cam2 = bus.subscribe(), bus.subscribe(cameras=["cam2"])
+        events = [Event("zone_enter", "cam1" if i < 3 else "cam2", T0 + timedelta(seconds=i), payload={"n": i})
+                  for i in range(6)]
+        for event in events[:3]:
+            await bus.publish(event)
+        assert [e.payload["n"] for e in await take(everything, 3)] == [0, 1, 2]
+        await asyncio.to_thread(server.stop)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(server.start)
+        for event in events[3:]:
+            async with asyncio.timeout(10):
+                while True:
+                    try:
+                        await bus.publish(event)
+                        break
+                    except BusUnavailable:
+                        await asyncio.sleep(0.2)
+        assert [e.payload["n"] for e in await take(everything, 3, timeout=15)] == [3, 4, 5]
+        assert [e.payload["n"] for e in await take(cam2, 3, timeout=15)] == [3, 4, 5]  # no replay of n=-1
+        for sub in (everything, cam2):
+            await sub.close()
+        await bus.close()
+
+    with PrivateNats() as server:
+        asyncio.run(scenario(server))
+
+
+@pytest.mark.skipif(not os.access(NATS_SERVER, os.X_OK), reason=f"{NATS_SERVER} is not installed")
+def test_relay_retries_as_soon_as_the_server_is_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """After a long outage the relay's backoff is long (here up to 30 s); the bus coming back wakes it at once."""
+
+    async def scenario(server: PrivateNats) -> None:
+        store = open_store(f"sqlite:///{tmp_path / 'vigil.db'}")
+        bus = await NatsBus.connect(server.url, reconnect_wait_s=0.2, publish_timeout=0.3)
+        relay = OutboxRelay(store, bus, poll_interval_s=0.5, max_backoff_s=30.0)
+        bus.on_reconnected.append(relay.bus_reconnected)
+        writer = EventWriter(EventStore(store), on_written=relay.notify)
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        await asyncio.to_thread(server.stop)
+        await asyncio.to_thread(writer.write, Event("zone_enter", "cam1", T0, payload={"n": 1}))
+        await asyncio.sleep(8.5)  # failed tries at about 0.5, 1.8, 4.1 and 8.4 s: the next one waits 8 s
+        assert relay.pending() == 1 and relay.failures >= 2
+        await asyncio.to_thread(server.start)
+        back = time.monotonic()
+        while relay.pending() and time.monotonic() - back < 20:
+            await asyncio.sleep(0.05)
+        assert relay.pending() == 0 and time.monotonic() - back < 3.0  # not at the end of the backoff
+        stop.set()
+        await task
+        await bus.close()
+        store.close()
+
+    with PrivateNats() as server:
+        asyncio.run(scenario(server))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +14,7 @@ import av
 import numpy as np
 import pytest
 
-from tests.rtsp_server import free_port
+from vigil.bench.rtsp_camera import free_port
 from vigil.config import CameraConfig
 from vigil.paths import data_root
 from vigil.sources.masks import PrivacyMasker, apply_privacy_masks
@@ -252,6 +254,24 @@ def test_unreachable_camera_goes_offline_once_and_hides_the_password() -> None:
     assert stats.state == ReaderState.OFFLINE and stats.last_error is not None
     text = repr(events) + stats.last_error
     assert "hunter2" not in text and "admin:***@127.0.0.1" in text and "cannot open" in text
+
+
+def test_a_lost_camera_is_retried_at_least_every_reconnect_max_s() -> None:
+    """The reconnect delay doubles from 1 s but never grows past ``cameras[].reconnect_max_s``."""
+    attempts: list[float] = []
+    with socket.create_server(("127.0.0.1", 0)) as server:  # accepts and hangs up: every attempt fails
+        server.settimeout(0.1)
+        url = f"rtsp://127.0.0.1:{server.getsockname()[1]}/cam"
+        with StreamReader(camera(url, reconnect_max_s=1.0)):
+            deadline = time.monotonic() + 4.6
+            while time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    connection, _ = server.accept()
+                    attempts.append(time.monotonic())
+                    connection.close()
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    assert len(attempts) >= 4 and max(gaps) < 1.6  # uncapped, it would wait 1, 2, 4 s: 3 attempts
+    assert CameraConfig(id="c", url=url).reconnect_max_s == 5.0
 
 
 # -- privacy masks ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.rtsp_server import RtspCamera, free_port
+from vigil.bench.rtsp_camera import RtspCamera, free_port
 from vigil.config import CameraConfig
 from vigil.paths import data_root
 from vigil.sources.reader import ReaderState, StreamReader

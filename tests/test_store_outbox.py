@@ -13,17 +13,19 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import create_engine, make_url, select, text
 
 from vigil.events.bus import BusUnavailable, InProcessBus
 from vigil.events.outbox import EventWriter, OutboxRelay
+from vigil.events.store_sink import StoreSink
 from vigil.store.db import Store, StoreError, open_store, temporary_database
 from vigil.store.events import EventStore
 from vigil.store.migrations import downgrade
 from vigil.store.schema import OutboxRow
-from vigil.types import Event
+from vigil.types import CountSample, Event
 
 PG_SERVER = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -181,3 +183,55 @@ def test_full_buffer_drops_oldest_and_counts(store: Store) -> None:
     assert writer.dropped == 3
     assert writer.flush() == 5
     assert outbox_order(store) == [e.id for e in events[3:]]
+
+
+def test_relay_publishes_at_once_when_the_database_is_back(store: Store) -> None:
+    """Through a database outage the relay backs off (here up to 30 s); the writer's first success after it
+    wakes the relay, so the outbox is published then, not at the end of the relay's backoff."""
+    if store.dialect == "sqlite":
+        pytest.skip("an exclusive SQLite lock does not block the relay's reads (WAL): it never backs off")
+
+    async def scenario() -> list[Event]:
+        bus = InProcessBus()
+        sub = bus.subscribe()
+        relay = OutboxRelay(store, bus, poll_interval_s=0.05, max_backoff_s=30.0)
+        writer = EventWriter(EventStore(store), retry_interval_s=0.05, on_written=relay.notify)
+        relay.writer = writer
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        events = make_events(4)
+        await asyncio.sleep(0.1)
+        with database_outage(store):
+            for event in events[:3]:
+                await asyncio.to_thread(writer.write, event)
+            await asyncio.sleep(3.5)  # the relay's backoff is at 3.2 or 6.4 s by now
+        await asyncio.to_thread(writer.write, events[3])  # succeeds: the buffered events and this one
+        got = await collect(sub, 4, timeout=1.0)
+        stop.set()
+        await task
+        return got
+
+    assert [e.payload["n"] for e in asyncio.run(scenario())] == [0, 1, 2, 3]
+
+
+def test_store_sink_keeps_events_and_counts_what_an_outage_costs(store: Store,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """During an outage the sink's events wait in the writer; the live counts it cannot store are counted and
+    logged once, not raised on every frame."""
+    writer = EventWriter(EventStore(store), retry_interval_s=0.0)
+    sink = StoreSink(EventStore(store), writer, snapshots=None)
+
+    def result(i: int) -> SimpleNamespace:
+        return SimpleNamespace(
+            camera=SimpleNamespace(id="cam1"), frame=None,
+            update=SimpleNamespace(active=[], ended=[]),
+            output=SimpleNamespace(events=make_events(1, start=i),
+                                   counts=[CountSample("cam1", T0 + timedelta(seconds=i), None, "person", 2)]))
+
+    with caplog.at_level(logging.ERROR, logger="vigil.events.store_sink"), database_outage(store):
+        for i in range(3):
+            sink(result(i))  # type: ignore[arg-type]
+    assert sink.counts_lost == 3 and writer.buffered == 3
+    assert len([r for r in caplog.records if r.name == "vigil.events.store_sink"]) == 1
+    sink(result(3))  # type: ignore[arg-type]
+    assert writer.buffered == 0 and len(outbox_order(store)) == 4 and sink.counts_lost == 3

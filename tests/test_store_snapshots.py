@@ -72,3 +72,18 @@ def test_full_disk_is_one_log_line_and_no_snapshot(tiny_disk: Path, caplog: pyte
     assert list((tiny_disk / "snapshots/cam1/2024-05-01").iterdir()) == []  # the partial temp file is removed
     small = snapshots.save_event("cam1", "01small", AT, np.zeros((32, 32, 3), np.uint8))
     assert small == "snapshots/cam1/2024-05-01/01small.jpg"  # space is back after the failed write
+
+
+def test_full_disk_is_logged_once_per_outage(tiny_disk: Path, caplog: pytest.LogCaptureFixture) -> None:
+    snapshots = SnapshotStore(tiny_disk, quality=100)
+    noise = np.random.default_rng(2).integers(0, 255, (400, 400, 3), dtype=np.uint8)
+    with caplog.at_level(logging.WARNING, logger="vigil.store.snapshots"):
+        for i in range(3):
+            assert snapshots.save_event("cam1", f"01full{i}", AT, noise) is None
+        assert snapshots.save_event("cam1", "01small", AT, np.zeros((32, 32, 3), np.uint8)) is not None
+        assert snapshots.save_event("cam1", "01full9", AT, noise) is None  # a new outage: logged again
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 3 and snapshots.failures == 4
+    assert "01full0" in messages[0] and "disk full" in messages[0]
+    assert messages[1] == f"snapshots are saved again at {tiny_disk} (3 not saved while the disk was full)"
+    assert "01full9" in messages[2]

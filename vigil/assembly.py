@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ from vigil.config import Config
 from vigil.events.bus import Bus, InProcessBus
 from vigil.events.integrations import configured_sinks, connect_bus
 from vigil.events.mqtt import MqttSink
-from vigil.events.outbox import EventWriter, OutboxRelay
+from vigil.events.nats_bus import NatsBus
+from vigil.events.outbox import EventWriter, OutboxRelay, is_outage
 from vigil.events.sinks import JsonLinesSink, Sink, run_sink
 from vigil.events.store_sink import StoreSink
 from vigil.governance.gate import AuthorisationGate
@@ -32,6 +34,7 @@ from vigil.store.db import Store, open_store
 from vigil.store.events import EventStore
 from vigil.store.lists import ListStore
 from vigil.store.recordings import RecordingIndex
+from vigil.store.recovery import RecoveryReport, recover_segments
 from vigil.store.retention import Retention, RetentionPolicy
 from vigil.store.sightings import SightingStore
 from vigil.store.snapshots import SnapshotStore
@@ -39,6 +42,8 @@ from vigil.vision.enrichers import RecognitionEnrichers, recognition_enrichers
 
 if TYPE_CHECKING:
     from vigil.runtime import Node
+
+log = logging.getLogger(__name__)
 
 #: on a clean shutdown, how long the sinks may take to deliver their backlogs (failing ones are not waited for)
 SINK_DRAIN_S = 5.0
@@ -65,6 +70,7 @@ class Services:
     _stop: asyncio.Event | None = None
     sinks: list[Sink] = field(default_factory=list)  # started by ``start``, each with ``backlog()`` and ``dropped``
     mqtt: MqttSink | None = None  # the configured MQTT sink, once started
+    recovery: RecoveryReport | None = None  # what ``start`` did with segments an unclean stop left unindexed
 
     def run_loop(self) -> None:
         """Start the event loop thread (once)."""
@@ -73,8 +79,10 @@ class Services:
             self._thread.start()
 
     def start(self, jsonl: Path | None = None) -> Services:
-        """Run the outbox relay, retention, the configured sinks (MQTT, webhooks) and, when asked, a
-        JSON-lines sink on the event loop thread."""
+        """Re-index the segments an unclean stop left unindexed (before retention could take them for orphans
+        and before any recorder writes), then run the outbox relay, retention, the configured sinks (MQTT,
+        webhooks) and, when asked, a JSON-lines sink on the event loop thread."""
+        self.recovery = recover_segments(self.recordings, {c.id: c.recording for c in self.config.cameras})
         self.run_loop()
         self._stop = self.call(_new_event())
         self.spawn(self.relay.run(self._stop))
@@ -91,8 +99,10 @@ class Services:
         return self
 
     def attach(self, node: Node) -> Node:
-        """Feed the node's results and camera events to the store, and its live counts to MQTT (if any)."""
+        """Feed the node's results and camera events to the store, and its live counts to MQTT (if any); let its
+        status report each camera's recording state."""
         node.on_result.append(self.sink)
+        node.recording_status.update({camera_id: r.status for camera_id, r in self.recorders.items()})
         node.on_camera_event.append(self.sink.camera_event)
         if self.mqtt is not None:
             node.on_result.append(self.mqtt.on_result)
@@ -128,9 +138,15 @@ class Services:
         self.sightings.purge_expired_plate_reads()
 
     async def _retention_loop(self) -> None:
-        """Apply retention every ``retention.interval_s`` (first run at start), off the event loop."""
+        """Apply retention every ``retention.interval_s`` (first run at start), off the event loop. A pass that
+        fails because the database is unreachable is logged and tried again at the next interval."""
         while not self._stop.is_set():
-            await asyncio.to_thread(self.apply_retention)
+            try:
+                await asyncio.to_thread(self.apply_retention)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                log.error("retention: database %s unreachable, pass skipped until the next interval", self.store.url)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.config.retention.interval_s)
 
@@ -204,6 +220,8 @@ def open_services(config: Config, start_time: datetime | None = None) -> Service
             store.close()
             raise
     relay = OutboxRelay(store, bus)
+    if isinstance(bus, NatsBus):
+        bus.on_reconnected.append(relay.bus_reconnected)
     writer = EventWriter(events, on_written=relay.notify)
     relay.writer = writer
     snapshots = SnapshotStore(config.data_dir)

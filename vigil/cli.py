@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from vigil.bench.faults import SCENARIOS as FAULT_SCENARIOS
 from vigil.errors import VigilError
 from vigil.governance.commands import audit_app, authorisations_app, db_app, users_app
 from vigil.governance.evidence_commands import export_app, report_app
@@ -247,6 +248,28 @@ def bench_latency(
         bar.add_task(f"latency at {cameras} cameras, {seconds:.0f} s each", total=None)
         result = run_latency_bench(counts, seconds, queue_size=queue)
     _emit(result, as_json, "frame → SSE client latency")
+
+
+@bench_app.command("faults")
+def bench_faults(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    only: str = typer.Option(",".join(FAULT_SCENARIOS), help="Scenarios to run, comma-separated."),
+    restarts: int = typer.Option(100, min=1, help="camera_restarts: kills and restarts of the RTSP camera."),
+    db_outage_s: float = typer.Option(60.0, min=1, help="db_outage: seconds PostgreSQL is stopped."),
+    bus_outage_s: float = typer.Option(30.0, min=1, help="bus_outage: seconds NATS and Mosquitto are down."),
+    seed: int = typer.Option(17, help="Seed of the random intervals."),
+) -> None:
+    """Faults survived and counted: camera restarts, database and bus outages, kill -9, a full disk."""
+    from vigil.bench.faults import FaultOptions, run_faults_bench
+
+    scenarios = [s.strip() for s in only.split(",") if s.strip()]
+    options = FaultOptions(restarts=restarts, db_outage_s=db_outage_s, bus_outage_s=bus_outage_s, seed=seed)
+    with progress_bar() as bar:
+        try:
+            result = run_faults_bench(scenarios, options, bar)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--only") from None
+    _emit(result, as_json, "faults survived")
 
 
 @bench_app.command("recording")

@@ -169,6 +169,9 @@ class CameraConfig(Strict):
     #: live frames waiting for analysis; 1 = always the freshest frame (lowest alert latency), more rides out
     #: bursts at the cost of latency. Unpaced files never drop: their reader waits instead.
     queue: int = Field(1, ge=1, le=64)
+    #: longest wait (s) between two attempts to reconnect a lost live stream (the first is after 1 s, doubling);
+    #: short, as in mature VMSs, so a camera is seen again within seconds of coming back, however long it was away
+    reconnect_max_s: float = Field(5.0, ge=1, le=300)
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
     purpose: str = ""

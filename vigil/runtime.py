@@ -157,6 +157,8 @@ class Node:
     queue_size: int | None = None  # overrides every camera's ``queue`` (benchmarks)
     start_time: datetime | None = None  # capture time of files' first frame (deterministic runs)
     packet_hooks: dict[str, Callable] = field(default_factory=dict)  # camera id → recorder.on_packet
+    #: camera id → its recorder's ``status()`` ("recording", "paused (disk full)"); cameras not in it: "off"
+    recording_status: dict[str, Callable[[], str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._wakeup = threading.Event()
@@ -270,12 +272,15 @@ class Node:
                 "camera": camera_id,
                 "state": stats.state.value,
                 "fps": round(stats.fps, 1),
+                "analysed_fps": round(self.pipelines[camera_id].analysed_fps(), 2),
                 "lag_s": None if stats.lag_s is None else round(stats.lag_s, 2),
                 "drops": stats.drops,
                 "frames": pipeline.frames,
                 "detected": pipeline.detected,
                 "tracks": pipeline.live_tracks,
                 "events": pipeline.events,
+                "reconnects": stats.reconnects,
+                "recording": status() if (status := self.recording_status.get(camera_id)) else "off",
                 "error": stats.last_error,
             })
         return rows

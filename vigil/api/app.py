@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import vigil.web
 from vigil.api.deps import SESSION_COOKIE, USER_KEY, ApiState, AuditTrail, AuthMiddleware, LoginThrottle
 from vigil.api.live import EventBridge, LiveFrames
+from vigil.api.live_state import NodeLiveState
 from vigil.api.openapi import allowed_methods, declare_errors
 from vigil.api.routes import analytics, auth, cameras, events, governance, lists, map, media, metrics, search
 from vigil.api.routes import users as user_routes
@@ -65,22 +66,21 @@ def create_app(config: Config, services: Services, node: Node | None = None, *, 
                config_path: Path | str | None = None, live: LiveFrames | None = None,
                recognition: RecognitionModels | None = None, basemap: Path | str | None = None,
                web_dir: Path | None = None, throttle: LoginThrottle | None = None) -> FastAPI:
-    """The FastAPI app over a node's services (and its running ``node``, for live state, frames and heatmaps).
+    """The FastAPI app over a node's services. The routes read live state (status, frames, heatmaps, line
+    counts) only through ``LiveState``: here ``NodeLiveState`` over ``node`` (a node running in this process;
+    None: an API without live analysis) and ``live`` (its ``LiveFrames``, added to ``node.on_result``).
 
-    ``users``/``audit``/``authorisations`` default to the services' governance layer.
-    ``live`` is added to ``node.on_result`` when a node is given. ``basemap``: an ``.osm.pbf`` extract (default:
-    the first ``map/*.osm.pbf`` of the data root)."""
+    ``users``/``audit``/``authorisations`` default to the services' governance layer. ``basemap``: an
+    ``.osm.pbf`` extract (default: the first ``map/*.osm.pbf`` of the data root)."""
     from vigil.vision.enrichers import RecognitionModels
 
     users = users or services.governance.users
     audit = audit or users.audit
     authorisations = authorisations or services.governance.authorisations
-    live = live or LiveFrames()
-    if node is not None and live not in node.on_result:
-        node.on_result.append(live)
+    live_state = NodeLiveState(node, live or LiveFrames())
     state = ApiState(
-        config=config, services=services, node=node, users=users, audit=AuditTrail(audit),
-        authorisations=authorisations, config_path=Path(config_path) if config_path else None, live=live,
+        config=config, services=services, users=users, audit=AuditTrail(audit),
+        authorisations=authorisations, config_path=Path(config_path) if config_path else None, live=live_state,
         bridge=EventBridge(services), recordings=services.recordings, lists=services.lists,
         recognition=recognition or RecognitionModels(),
         basemap=Path(basemap) if basemap else default_basemap(), throttle=throttle or LoginThrottle())

@@ -38,9 +38,9 @@ from vigil.governance.roles import ROLE_PERMISSIONS
 from vigil.governance.users import ALL_CAMERAS, User, UserStore
 
 if TYPE_CHECKING:
-    from vigil.api.live import EventBridge, LiveFrames
+    from vigil.api.live import EventBridge
+    from vigil.api.live_state import LiveState
     from vigil.assembly import Services
-    from vigil.runtime import Node
     from vigil.store.lists import ListStore
     from vigil.store.recordings import RecordingIndex
     from vigil.vision.enrichers import RecognitionModels
@@ -131,12 +131,11 @@ class ApiState:
 
     config: Config
     services: Services
-    node: Node | None
     users: UserStore
     audit: AuditTrail
     authorisations: AuthorisationStore | None
     config_path: Path | None
-    live: LiveFrames
+    live: LiveState
     bridge: EventBridge
     recordings: RecordingIndex
     lists: ListStore

@@ -19,7 +19,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
@@ -127,7 +127,15 @@ class LiveFrames:
         return frame.jpeg
 
 
-async def mjpeg_stream(live: LiveFrames, camera_id: str, fps: float,
+class FrameSource(Protocol):
+    """Where ``mjpeg_stream`` takes frames from (``LiveFrames``, or any ``LiveState``)."""
+
+    def latest(self, camera_id: str) -> LiveFrame | None: ...
+
+    def jpeg(self, frame: LiveFrame) -> bytes: ...
+
+
+async def mjpeg_stream(live: FrameSource, camera_id: str, fps: float,
                        disconnected: Callable[[], asyncio.Future | object]) -> AsyncIterator[bytes]:
     """MJPEG parts of ``camera_id``'s new frames, polled at twice ``fps``; ends when ``disconnected()`` is true."""
     last = -1

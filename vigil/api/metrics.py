@@ -1,8 +1,8 @@
-"""Prometheus metrics for ``GET /metrics``, read from the node's live state at scrape time.
+"""Prometheus metrics for ``GET /metrics``, read from the live state (``LiveState``) at scrape time.
 
-- ``VigilCollector`` turns what the node already tracks into metric families: per camera (label ``camera``) from
-  each ``StreamReader`` and ``CameraPipeline``; the detector-call histogram from the ``Node`` (the detector is
-  shared by the node's cameras, so its label is ``model``, not ``camera``); the outbox and bus figures from the
+- ``VigilCollector`` turns what the workers already track into metric families: per camera (label ``camera``)
+  from each ``CameraStatus``; the detector-call histogram from each ``DetectorStats`` (the detector is
+  shared by a node's cameras, so its label is ``model``, not ``camera``); the outbox and bus figures from the
   services' ``OutboxRelay`` and ``EventWriter``. No prometheus_client metric objects live on the frame path;
   the node only keeps its own figures (``CameraPipeline.analysed_fps``, ``Node.inference_counts``).
 - ``app_metrics(app)``: one ``CollectorRegistry`` per app (never the process-wide default registry, so
@@ -30,16 +30,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from vigil.api.live_state import CameraStatus, DetectorStats
 from vigil.config import MetricsConfig
 from vigil.events.outbox import is_outage
-from vigil.runtime import INFERENCE_BUCKETS_S
 from vigil.sources.reader import ReaderState
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from vigil.api.deps import ApiState
-    from vigil.runtime import Node
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +54,11 @@ class VigilCollector(Collector):
         self.sees = sees
 
     def collect(self) -> Iterator[Metric]:
-        node = self.state.node
-        if node is not None:
-            yield from self._cameras(node)
-            yield self._inference(node)
+        yield from self._cameras(self.state.live.statuses())
+        yield from (self._inference(detector) for detector in self.state.live.detectors())
         yield from self._events()
 
-    def _cameras(self, node: Node) -> Iterator[Metric]:
+    def _cameras(self, statuses: dict[str, CameraStatus]) -> Iterator[Metric]:
         def family(kind: type[GaugeMetricFamily | CounterMetricFamily], name: str, doc: str) -> Metric:
             return kind(name, doc, labels=["camera"])
 
@@ -79,34 +76,33 @@ class VigilCollector(Collector):
         reconnects = family(CounterMetricFamily, "vigil_camera_reconnects",
                             "Times the stream came back after an outage.")
         events = family(CounterMetricFamily, "vigil_camera_events", "Events raised by the camera's rules.")
-        for camera_id, reader in node.readers.items():
+        for camera_id, status in statuses.items():
             if self.sees is not None and not self.sees(camera_id):
                 continue
-            stats, pipeline = reader.stats(), node.pipelines[camera_id]
             labels = [camera_id]
-            fps.add_metric(labels, pipeline.analysed_fps())
-            online.add_metric(labels, 1.0 if stats.state == ReaderState.ONLINE else 0.0)
-            if stats.lag_s is not None:
-                lag.add_metric(labels, stats.lag_s)
-            tracks.add_metric(labels, pipeline.stats.live_tracks)
-            analysed.add_metric(labels, pipeline.stats.frames)
-            detected.add_metric(labels, pipeline.stats.detected)
-            dropped.add_metric(labels, stats.drops)
-            reconnects.add_metric(labels, stats.reconnects)
-            events.add_metric(labels, pipeline.stats.events)
+            fps.add_metric(labels, status.analysed_fps)
+            online.add_metric(labels, 1.0 if status.state == ReaderState.ONLINE.value else 0.0)
+            if status.lag_s is not None:
+                lag.add_metric(labels, status.lag_s)
+            tracks.add_metric(labels, status.tracks)
+            analysed.add_metric(labels, status.frames)
+            detected.add_metric(labels, status.detected)
+            dropped.add_metric(labels, status.drops)
+            reconnects.add_metric(labels, status.reconnects)
+            events.add_metric(labels, status.events)
         yield from (fps, online, lag, tracks, analysed, detected, dropped, reconnects, events)
 
     @staticmethod
-    def _inference(node: Node) -> Metric:
+    def _inference(detector: DetectorStats) -> Metric:
         histogram = HistogramMetricFamily(
             "vigil_detector_inference_seconds",
             "Time of one batched detector call; the detector is shared by every camera of the node.",
             labels=["model"])
-        counts, total, buckets = list(node.inference_counts), 0, []
-        for bound, count in zip((*INFERENCE_BUCKETS_S, float("inf")), counts, strict=True):
+        total, buckets = 0, []
+        for bound, count in zip((*detector.buckets_s, float("inf")), detector.counts, strict=True):
             total += count
             buckets.append((floatToGoString(bound), total))
-        histogram.add_metric([node.config.detector.model], buckets, sum_value=node.inference_s)
+        histogram.add_metric([detector.model], buckets, sum_value=detector.total_s)
         return histogram
 
     def _events(self) -> Iterator[Metric]:

@@ -61,6 +61,8 @@ class CameraOut(BaseModel):
     open_alerts: int
     width: int | None
     height: int | None
+    #: "recording", "paused (disk full)" (or another write failure) until a write succeeds again, or "off"
+    recording: str = "off"
 
 
 class SceneBody(Body):

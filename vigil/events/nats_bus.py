@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,9 +43,20 @@ def filter_subject(kinds: frozenset[str] | None, cameras: frozenset[str] | None,
     return f"{prefix}.{camera}.{kind}"
 
 
+#: idle heartbeat of the ordered consumers (s): two missed ones and nats-py recreates the consumer
+HEARTBEAT_S = 2.0
+
+
 class NatsSubscription:
     """Events from a JetStream consumer. The consumer is created on first use, starting at the time of
-    ``subscribe()`` (or, for a durable consumer, where it left off)."""
+    ``subscribe()`` (or, for a durable consumer, where it left off).
+
+    The non-durable one is nats-py's ordered consumer, which the server keeps in memory only: after a restart of
+    the server it is gone, and nats-py recreates it (two missed heartbeats later) from the stream sequence after
+    the last one delivered. It therefore starts at a stream *sequence* (the first message at or after the time
+    of ``subscribe()``), not at a start time: nats-py's recreated consumer would carry both, which the server
+    refuses (10094), and the subscription would stay silent for ever after the first restart.
+    """
 
     def __init__(self, bus: NatsBus, accepts: EventFilter, durable: str | None) -> None:
         self._bus = bus
@@ -53,6 +64,7 @@ class NatsSubscription:
         self._durable = durable
         self._since = datetime.now(UTC)
         self._sub: Any = None
+        self._first_seq = 0  # stream sequences below this one are older than the subscription
         self._closed = False
         self.delivered = 0
 
@@ -63,8 +75,28 @@ class NatsSubscription:
             config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL)
             self._sub = await js.subscribe(subject, durable=self._durable, stream=self._bus.stream, config=config)
         else:
-            config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=self._since)
-            self._sub = await js.subscribe(subject, stream=self._bus.stream, ordered_consumer=True, config=config)
+            self._first_seq = await self._start_sequence()
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self._first_seq)
+            self._sub = await js.subscribe(subject, stream=self._bus.stream, ordered_consumer=True,
+                                           idle_heartbeat=HEARTBEAT_S, config=config)
+            jsi = getattr(self._sub, "_jsi", None)  # nats-py's state: a consumer recreated before anything was
+            if jsi is not None and getattr(jsi, "_sseq", None) == 0:  # delivered would start at sequence 1
+                jsi._sseq = self._first_seq - 1
+
+    async def _start_sequence(self, scan: int = 1000) -> int:
+        """The stream sequence of the first message at or after ``_since`` (the next one when there is none):
+        the messages published since are few (``_start`` runs on first use), so they are looked at from the end."""
+        state = (await self._bus.jetstream.stream_info(self._bus.stream)).state
+        seq = state.last_seq
+        while seq >= max(state.first_seq, 1, state.last_seq - scan):
+            try:
+                message = await self._bus.jetstream.get_msg(self._bus.stream, seq=seq)
+            except NotFoundError:  # deleted meanwhile
+                break
+            if message.time is None or message.time < self._since:
+                break
+            seq -= 1
+        return seq + 1
 
     def __aiter__(self) -> NatsSubscription:
         return self
@@ -83,6 +115,8 @@ class NatsSubscription:
                 raise
             if self._durable:
                 await msg.ack()
+            elif self._stream_seq(msg) < self._first_seq:
+                continue  # replayed from before the subscription (a consumer recreated from too far back)
             try:
                 event = decode_event(msg.data)
             except CodecError as exc:
@@ -91,6 +125,13 @@ class NatsSubscription:
             if self._accepts(event):
                 self.delivered += 1
                 return event
+
+    @staticmethod
+    def _stream_seq(msg: Any) -> int:
+        try:
+            return int(msg.metadata.sequence.stream)
+        except (AttributeError, ValueError, TypeError, IndexError):
+            return 1 << 62  # no metadata: deliver it
 
     async def close(self) -> None:
         self._closed = True
@@ -111,6 +152,8 @@ class NatsBus:
         self.stream = stream
         self.prefix = prefix
         self.publish_timeout = publish_timeout
+        #: called (on the bus's loop) each time the connection is back after a loss: the relay retries at once
+        self.on_reconnected: list[Callable[[], None]] = []
 
     @classmethod
     async def connect(
@@ -131,12 +174,15 @@ class NatsBus:
         Raises ``BusUnavailable`` naming the server (password hidden) when it cannot be reached.
         """
         shown = redact_url(servers)
+        hooks: list[Callable[[], None]] = []
 
         async def _disconnected() -> None:
             log.warning("NATS %s: disconnected; events wait in the outbox until it is back", shown)
 
         async def _reconnected() -> None:
             log.info("NATS %s: reconnected", shown)
+            for hook in hooks:
+                hook()
 
         async def _error(exc: Exception) -> None:
             log.debug("NATS %s: %s", shown, exc)
@@ -159,6 +205,7 @@ class NatsBus:
             raise BusUnavailable(f"NATS {shown}: cannot connect ({exc or type(exc).__name__})") from None
         client.options["max_reconnect_attempts"] = -1  # ... later ones retry for ever
         bus = cls(client, servers, stream, prefix, publish_timeout)
+        bus.on_reconnected = hooks
         try:
             await bus.ensure_stream(max_age_s)
         except NatsError as exc:

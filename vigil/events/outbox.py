@@ -155,6 +155,7 @@ class OutboxRelay:
         self.published = 0
         self.failures = 0
         self._wake: asyncio.Event | None = None
+        self._bus_back: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._bus_down = False
 
@@ -163,6 +164,12 @@ class OutboxRelay:
         if self._loop is not None and self._wake is not None:
             with contextlib.suppress(RuntimeError):  # loop already closed
                 self._loop.call_soon_threadsafe(self._wake.set)
+
+    def bus_reconnected(self) -> None:
+        """Wake the relay out of its backoff: the bus is back (``NatsBus.on_reconnected``). Any thread."""
+        if self._loop is not None and self._bus_back is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._bus_back.set)
 
     def pending(self) -> int:
         """Rows not yet published."""
@@ -244,12 +251,15 @@ class OutboxRelay:
         """Relay until ``stop`` is set (or the task is cancelled), retrying with backoff through outages."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._bus_back = asyncio.Event()
         stop = stop or asyncio.Event()
         backoff = self.poll_interval_s
         last_prune = 0.0
         while not stop.is_set():
             self._wake.clear()
+            self._bus_back.clear()
             ok = True
+            db_down = False
             try:
                 if self.writer is not None and self.writer.buffered:
                     await asyncio.to_thread(self.writer.flush)
@@ -262,11 +272,14 @@ class OutboxRelay:
                 if not is_outage(exc):
                     raise
                 ok = False  # the database is down: the writer logs it; keep trying
+                db_down = True
             backoff = self.poll_interval_s if ok else min(backoff * 2, self.max_backoff_s)
             wait = self.poll_interval_s if ok else backoff
             waiters = [asyncio.ensure_future(stop.wait())]
-            if ok:
+            if ok or db_down:  # after a database outage, the writer's first success (``notify``) says it is back
                 waiters.append(asyncio.ensure_future(self._wake.wait()))
+            else:  # the bus refused: new rows must not shorten the backoff, but the bus coming back does
+                waiters.append(asyncio.ensure_future(self._bus_back.wait()))
             _, undone = await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
             for task in undone:
                 task.cancel()

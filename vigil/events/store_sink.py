@@ -2,15 +2,19 @@
 
 Events get a JPEG snapshot and go through the outbox (persisted first, then published); per-second
 counts and the summaries of ended tracks (with the zones they visited and a thumbnail) are stored.
+While the database is unreachable events wait in the writer's buffer; counts and track summaries are not
+kept: they are counted (``counts_lost``, ``tracks_lost``) and logged once per outage, not once per frame.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import defaultdict
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from vigil.events.outbox import EventWriter
+from vigil.events.outbox import EventWriter, is_outage
 from vigil.sources.recorder import Recorder
 from vigil.store.events import EventStore, summarise_track
 from vigil.store.snapshots import SnapshotStore
@@ -18,6 +22,8 @@ from vigil.types import Event, TrackState
 
 if TYPE_CHECKING:  # the runtime imports this module
     from vigil.runtime import FrameResult
+
+log = logging.getLogger(__name__)
 
 
 class StoreSink:
@@ -32,6 +38,10 @@ class StoreSink:
         self.confirm_hits = confirm_hits
         self._visited: dict[tuple[str, int], set[str]] = defaultdict(set)
         self.tracks_saved = 0
+        self.counts_lost = 0  # count samples not stored because the database was unreachable
+        self.tracks_lost = 0  # track summaries likewise
+        self._outage = False
+        self._retry_at = 0.0
 
     def __call__(self, result: FrameResult) -> None:
         camera_id = result.camera.id
@@ -49,8 +59,8 @@ class StoreSink:
                     track.box if track else None, f"#{track.track_id} {track.label}" if track else None)
         if result.output.events:
             self.writer.write_many(result.output.events)
-        if result.output.counts:
-            self.events.add_counts(result.output.counts)
+        if result.output.counts and not self._stored(self.events.add_counts, result.output.counts):
+            self.counts_lost += len(result.output.counts)
         for track in result.update.ended:
             zones = self._visited.pop((camera_id, track.track_id), set())
             if track.hits < self.confirm_hits and track.state is not TrackState.CONFIRMED:
@@ -59,8 +69,32 @@ class StoreSink:
             if self.snapshots is not None and track.best_snapshot is not None:
                 thumbnail = self.snapshots.save_thumbnail(camera_id, track.track_id, track.last_seen,
                                                           track.best_snapshot)
-            self.events.save_track(summarise_track(track, zones, thumbnail))
-            self.tracks_saved += 1
+            if self._stored(self.events.save_track, summarise_track(track, zones, thumbnail)):
+                self.tracks_saved += 1
+            else:
+                self.tracks_lost += 1
+
+    def _stored(self, save: Callable[[Any], object], what: object) -> bool:
+        """``save(what)``; False (logged once per outage) when the database is unreachable. During an outage
+        it is tried again once per ``writer.retry_interval_s`` (so the frame path does not wait on every frame)."""
+        if self._outage and time.monotonic() < self._retry_at:
+            return False
+        try:
+            save(what)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self._retry_at = time.monotonic() + self.writer.retry_interval_s
+            if not self._outage:
+                self._outage = True
+                log.error("database %s unreachable: live counts and track summaries are not stored until it is "
+                          "back (events are kept)", self.events.store.url)
+            return False
+        if self._outage:
+            self._outage = False
+            log.warning("database %s is back: storing counts and track summaries again (%d count samples, "
+                        "%d track summaries lost)", self.events.store.url, self.counts_lost, self.tracks_lost)
+        return True
 
     def camera_event(self, event: Event) -> None:
         """Camera online/offline/error events from the readers."""

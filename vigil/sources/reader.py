@@ -7,9 +7,11 @@
   Capture times: wall clock at receipt for live streams; ``start_time`` + stream time for files
   (deterministic; a looping file's times keep increasing).
 - Privacy masks are blacked out on every frame before it is queued.
-- A lost live stream reconnects with exponential backoff; ``camera_offline`` is emitted once per
-  outage and ``camera_online`` on every (re)connection. A file that cannot be read, or that is
-  damaged or truncated (played up to where it is readable), gives one ``camera_error`` event.
+- A lost live stream reconnects with exponential backoff, 1 s doubling up to the camera's
+  ``reconnect_max_s`` (5 s), started again once a connection delivered frames; ``camera_offline``
+  is emitted once per outage and ``camera_online`` on every (re)connection. A file that cannot be
+  read, or that is damaged or truncated (played up to where it is readable), gives one ``camera_error``
+  event.
   Every message is one line naming the camera, with the URL's password hidden.
 - ``on_packet(packet)``, if given, is called in the reader thread with every encoded video packet
   (``av.Packet``, before decoding; ``packet.stream`` has the codec parameters) so a recorder can
@@ -92,13 +94,14 @@ class StreamReader:
         open_timeout: float = 5.0,
         read_timeout: float = 5.0,
         backoff_initial: float = 1.0,
-        backoff_max: float = 30.0,
+        backoff_max: float | None = None,
         start_time: datetime | None = None,
         decode_threads: int = 2,
         max_bad_packets: int = 25,
     ) -> None:
         """``wakeup``: set whenever a frame is queued (one event can serve many readers).
         ``start_time``: capture time of a file's first frame (default: when ``start()`` runs).
+        ``backoff_max``: longest wait between reconnection attempts (default: ``camera.reconnect_max_s``).
         ``max_bad_packets``: consecutive undecodable packets before a connection counts as lost."""
         self.camera = camera
         self.camera_id = camera.id
@@ -109,7 +112,7 @@ class StreamReader:
         self._open_timeout = open_timeout
         self._read_timeout = read_timeout
         self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
+        self._backoff_max = camera.reconnect_max_s if backoff_max is None else backoff_max
         self._start_time = start_time
         self._start_time_auto = start_time is None  # realtime files then stamp wall-clock capture times
         self._decode_threads = decode_threads

@@ -15,7 +15,10 @@
 - ``events`` mode keeps finished segments pending for ``pre_roll_s`` + one segment and keeps (indexes)
   only those overlapping some ``mark_event(at)`` window [at - pre_roll, at + post_roll]; others are deleted.
 - Recording never raises into the reader: a full disk (ENOSPC) calls ``free_space`` (retention) first,
-  logs one line and pauses recording for ``resume_after_s``; other write errors do the same.
+  logs one line and pauses recording for ``resume_after_s``, then retries; other write errors do the same.
+  The interrupted segment is kept (indexed) up to its last complete fragment. ``status()`` says
+  ``paused (disk full)`` until a fragment is written again; retries failing the same way are not logged
+  again, and one line says when recording resumed.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ import av
 
 from vigil.config import RecordingConfig
 from vigil.sources.masks import PrivacyMasker
-from vigil.store.recordings import ClipRef, RecordingIndex, Segment, segment_relpath
+from vigil.store.recordings import MEDIA_EPOCH, ClipRef, RecordingIndex, Segment, segment_relpath
+from vigil.store.recovery import salvage
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +49,6 @@ log = logging.getLogger(__name__)
 COPY_CODECS = frozenset({"h264", "hevc"})
 #: ``frag_discont`` + ``avoid_negative_ts=disabled`` keep our timestamps (the muxer would start each file at 0).
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof+frag_discont"
-#: Media time in every segment is capture time since this instant, so consecutive segments (and cameras'
-#: reconnections) form one increasing timeline that HLS players and ffmpeg play through without resets.
-MEDIA_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 #: Live streams: a segment starting further than this from the wall clock re-anchors the timeline.
 MAX_DRIFT_S = 2.0
 
@@ -119,6 +120,8 @@ class Recorder:
         self.bytes_written = 0
         self.transcoding = False
         self.last_error: str | None = None
+        self._paused_reason: str | None = None  # set by a failed write, cleared by the next one that succeeds
+        self.pauses = 0  # times recording paused (one per ``resume_after_s`` retry while the disk stays full)
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -131,6 +134,14 @@ class Recorder:
                 self._handle(packet)
             except Exception as exc:  # a recorder bug must not stop the camera
                 self._pause(exc)
+
+    def status(self) -> str:
+        """``recording``; ``paused (<why>)`` (e.g. ``paused (disk full)``) from a failed write until a write
+        succeeds again; ``off`` when the camera is not recorded."""
+        if self.config.mode == "off":
+            return "off"
+        reason = self._paused_reason
+        return f"paused ({reason})" if reason else "recording"
 
     def mark_event(self, at: datetime) -> ClipRef:
         """An event at ``at``: keep [at - pre_roll, at + post_roll] (``events`` mode); returns the clip reference."""
@@ -255,6 +266,8 @@ class Recorder:
             self._pause(exc)
             return
         self._timeline_end = max(self._timeline_end or at, at)
+        if seg.keyframes >= 2:  # the muxer wrote the segment's first fragment out: the disk takes writes again
+            self._resumed()
 
     def _mux_packet(self, seg: _Open, packet: av.Packet) -> None:
         assert packet.time_base is not None
@@ -328,12 +341,12 @@ class Recorder:
                     seg.keyframes += int(packet.is_keyframe)
                     seg.container.mux(packet)
         except (OSError, av.FFmpegError) as exc:
-            self._open = seg  # _pause closes and deletes it
+            self._open = seg  # _pause closes it and keeps its complete fragments
             self._pause(exc)
             return
         error = _close(seg)
         if error is not None:
-            self.index.file(seg.relpath).unlink(missing_ok=True)
+            self._keep_partial(seg)
             self._pause(error)
             return
         path = self.index.file(seg.relpath)
@@ -341,9 +354,26 @@ class Recorder:
         if seg.keyframes == 0 or size == 0:
             path.unlink(missing_ok=True)
             return
+        self._resumed()
         codec = "h264" if self._decoder is not None else self._source.codec_context.name if self._source else "?"
         end = seg.start + timedelta(seconds=seg.last_end)
-        segment = Segment(self.camera_id, seg.start, end, seg.relpath, size, seg.keyframes, codec)
+        self._done(Segment(self.camera_id, seg.start, end, seg.relpath, size, seg.keyframes, codec))
+
+    def _keep_partial(self, seg: _Open) -> None:
+        """After a failed write: keep (index) the segment up to its last complete fragment, or delete it. Deleting
+        it would throw away the video it holds, and free the space only for the next retry to fill it again."""
+        try:
+            kept = salvage(self.index.file(seg.relpath))
+        except OSError:
+            kept = None
+        if kept is not None:
+            size, duration, keyframes, codec = kept
+            end = seg.start + timedelta(seconds=duration)
+            self._done(Segment(self.camera_id, seg.start, end, seg.relpath, size, keyframes, codec))
+
+    def _done(self, segment: Segment) -> None:
+        """A finished segment: to the index, or (events mode) to the pending buffer."""
+        size = segment.size_bytes
         self.segments_written += 1
         self.bytes_written += size
         if self.config.mode == "continuous":
@@ -379,12 +409,17 @@ class Recorder:
         if exc is not None:
             log.error("camera %s: cannot index recording segment: %s", self.camera_id, str(exc).splitlines()[0])
 
+    def _resumed(self) -> None:
+        if self._paused_reason is not None:
+            log.warning("camera %s: recording resumed after %s", self.camera_id, self._paused_reason)
+            self._paused_reason = None
+
     def _pause(self, exc: BaseException) -> None:
         """Stop writing for ``resume_after_s``; free space first when the disk is full."""
         seg, self._open = self._open, None
         if seg is not None:
             _close(seg)
-            self.index.file(seg.relpath).unlink(missing_ok=True)
+            self._keep_partial(seg)
         self._paused_until = time.monotonic() + self._resume_after_s
         self._resync = self.transcoding
         full = getattr(exc, "errno", None) == errno.ENOSPC
@@ -395,8 +430,11 @@ class Recorder:
             except Exception as free_exc:
                 log.error("camera %s: freeing disk space failed: %s", self.camera_id, free_exc)
         reason = "disk full" if full else f"write failed ({' '.join(str(exc).split())})"
-        self.last_error = reason
-        log.error(
+        again = reason == self._paused_reason  # a retry that failed the same way: logged once per outage
+        self.last_error = self._paused_reason = reason
+        self.pauses += 1
+        log.log(
+            logging.DEBUG if again else logging.ERROR,
             "camera %s: recording paused for %.0f s: %s in %s; freed %.1f MB",
             self.camera_id,
             self._resume_after_s,

@@ -20,6 +20,9 @@ from vigil.store.db import Store
 from vigil.store.recording_schema import SegmentRow
 
 RECORDINGS_DIR = "recordings"
+#: Media time in every segment is capture time since this instant, so consecutive segments (and cameras'
+#: reconnections) form one increasing timeline that HLS players and ffmpeg play through without resets.
+MEDIA_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 class RecordingError(VigilError):
@@ -84,8 +87,9 @@ def segment_relpath(camera_id: str, start: datetime) -> str:
     return f"{RECORDINGS_DIR}/{camera_id}/{start:%Y-%m-%d}/{start:%H%M%S}-{start.microsecond // 1000:03d}.mp4"
 
 
-def probe_segment(path: Path) -> tuple[float, int, str]:
-    """(duration in seconds, keyframe count, codec name) of a segment file, read from its packets.
+def probe_span(path: Path) -> tuple[float, float, int, str]:
+    """(media time of the first packet, media time of the end of the last one, keyframe count, codec name) of a
+    segment file, in seconds, read from its packets (the recorder's media time is seconds since ``MEDIA_EPOCH``).
 
     Works on a file cut short by a crash (up to its last complete fragment). ``RecordingError`` if unreadable.
     """
@@ -103,9 +107,19 @@ def probe_segment(path: Path) -> tuple[float, int, str]:
                 keyframes += int(packet.is_keyframe)
             if first is None or last is None:
                 raise RecordingError(f"segment {path}: no video packets")
-            return float((last - first) * stream.time_base), keyframes, stream.codec_context.name
+            base = stream.time_base
+            return float(first * base), float(last * base), keyframes, stream.codec_context.name
     except (av.FFmpegError, OSError, IndexError) as exc:
         raise RecordingError(f"segment {path}: unreadable ({exc})") from None
+
+
+def probe_segment(path: Path) -> tuple[float, int, str]:
+    """(duration in seconds, keyframe count, codec name) of a segment file, read from its packets.
+
+    Works on a file cut short by a crash (up to its last complete fragment). ``RecordingError`` if unreadable.
+    """
+    first, last, keyframes, codec = probe_span(path)
+    return last - first, keyframes, codec
 
 
 class RecordingIndex:

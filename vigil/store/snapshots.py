@@ -2,7 +2,8 @@
 
 Paths returned are relative to ``root`` (what ``Event.snapshot`` holds):
 ``snapshots/<camera>/<yyyy-mm-dd>/<event_id>.jpg`` and ``thumbnails/<camera>/<yyyy-mm-dd>/<track>-<hhmmss>.jpg``.
-A full or failing disk costs the picture, never the event: one log line and ``None``.
+A full or failing disk costs the picture, never the event: ``None``, and one log line (for a full disk, one per
+outage: the next snapshots are not logged again until one is saved, which is logged too).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class SnapshotStore:
         self.root = Path(root)
         self.quality = quality
         self.failures = 0
+        self._full_since: int | None = None  # ``failures`` when the disk was found full (one line per outage)
 
     def save_event(
         self,
@@ -91,13 +93,20 @@ class SnapshotStore:
         except OSError as exc:
             self.failures += 1
             if exc.errno == errno.ENOSPC:
-                log.error("snapshot for %s not saved: disk full at %s; the event is kept without it", what, self.root)
+                if self._full_since is None:
+                    self._full_since = self.failures - 1
+                    log.error("snapshot for %s not saved: disk full at %s; the event is kept without it", what,
+                              self.root)
             else:
                 log.error("snapshot for %s not saved: %s (%s)", what, target, exc.strerror or exc)
             return None
         finally:
             if tmp_name is not None:
                 Path(tmp_name).unlink(missing_ok=True)
+        if self._full_since is not None:
+            log.warning("snapshots are saved again at %s (%d not saved while the disk was full)", self.root,
+                        self.failures - self._full_since)
+            self._full_since = None
         return relative.as_posix()
 
 

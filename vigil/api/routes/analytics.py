@@ -43,8 +43,5 @@ def lines(camera: CameraQuery, user: User = Depends(require("events.read")),
     """Crossings per line, direction and label since the node started (zeros without a running node)."""
     config = check_camera(state, user, camera, "events.read")
     out: dict[str, dict[str, dict[str, int]]] = {ln.name: {"in": {}, "out": {}} for ln in config.lines}
-    pipeline = state.node.pipelines.get(camera) if state.node is not None else None
-    if pipeline is not None:
-        for name, directions in pipeline.rules.line_counts().items():
-            out[name] = {"in": dict(directions.get("in", {})), "out": dict(directions.get("out", {}))}
+    out.update(state.live.line_counts(camera) or {})
     return LinesOut(lines=out)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import yaml
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -29,20 +28,21 @@ MAX_MJPEG_CLIENTS = 16  # per camera
 @router.get("", response_model=list[CameraOut])
 def list_cameras(user: User = Depends(require()), state: ApiState = Depends(api_state)) -> list[CameraOut]:
     """The cameras the user may see, with their live state and open alerts."""
-    status = {row["camera"]: row for row in state.node.status()} if state.node is not None else {}
+    statuses = state.live.statuses()
     out = []
     for camera_id in permitted_cameras(state, user):
         camera = state.camera(camera_id)
         assert camera is not None
-        row: dict[str, Any] = status.get(camera_id, {})
+        status = statuses.get(camera_id)
         frame = state.live.latest(camera_id)
         width, height = frame.size if frame is not None else (None, None)
         out.append(CameraOut(
             id=camera.id, name=camera.name or camera.id, lat=camera.lat, lon=camera.lon, purpose=camera.purpose,
-            state=row.get("state", "unknown") if camera.enabled else "stopped", fps=row.get("fps"),
-            lag_s=row.get("lag_s"), open_alerts=state.services.events.count_events(
+            state=(status.state if status else "unknown") if camera.enabled else "stopped",
+            fps=status.fps if status else None, lag_s=status.lag_s if status else None,
+            open_alerts=state.services.events.count_events(
                 cameras=[camera_id], statuses=["open"], severities=list(ALERT_SEVERITIES)),
-            width=width, height=height))
+            width=width, height=height, recording=status.recording if status else "off"))
     return out
 
 
@@ -97,13 +97,11 @@ def live(request: Request, access: CameraAccess = Depends(require_camera("video.
 def heatmap(access: CameraAccess = Depends(require_camera("video.live")),
             state: ApiState = Depends(api_state)) -> Response:
     """Where people stood and walked since the node started, over the latest frame."""
-    pipeline = state.node.pipelines.get(access.camera.id) if state.node is not None else None
-    if pipeline is None or pipeline.heatmap is None:
+    data = state.live.heatmap_png(access.camera.id)
+    if data is None:
         raise HTTPException(404, f"camera {access.camera.id!r} has no live analysis on this server yet")
-    frame = state.live.latest(access.camera.id)
     state.audit.record(access.user, "video.heatmap", f"camera:{access.camera.id}", dedupe=True)
-    return Response(pipeline.heatmap.to_png(frame.image if frame is not None else None), media_type="image/png",
-                    headers={"Cache-Control": "no-store"})
+    return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/{camera_id}/scene", response_model=SceneBody)

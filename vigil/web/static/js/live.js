@@ -5,10 +5,16 @@ import { $, el, stateDot } from "./ui.js";
 
 const REFRESH_MS = 5000;
 
+/** The state shown on a tile: the camera's, and the recorder's when it is not recording ("paused (disk full)"). */
+function stateText(camera) {
+  const recording = camera.recording || "off";
+  return recording.startsWith("paused") ? `${camera.state} · recording ${recording}` : camera.state;
+}
+
 function tile(camera) {
   const src = `/api/cameras/${encodeURIComponent(camera.id)}/live.mjpg`;
   const image = el("img", { src, alt: `Live view of ${camera.name}` });
-  const message = el("span", { class: "muted state-text" }, camera.state);
+  const message = el("span", { class: "muted state-text" }, stateText(camera));
   image.addEventListener("error", () => {
     message.textContent = "no video (check the live-view permission)";
     setTimeout(() => { image.src = `${src}?retry=${Date.now()}`; }, 5000); // the stream may come back
@@ -35,7 +41,7 @@ function tile(camera) {
 function updateOverlay(box, camera) {
   const overlay = box.querySelector(".overlay");
   overlay.querySelector(".dot").className = `dot ${camera.state}`;
-  overlay.querySelector(".state-text").textContent = camera.state;
+  overlay.querySelector(".state-text").textContent = stateText(camera);
 }
 
 async function main() {

@@ -1,16 +1,19 @@
-"""A real RTSP camera on 127.0.0.1 for tests: the GStreamer RTSP server replaying a video file in real time.
+"""A real RTSP camera on 127.0.0.1 for tests and benches: the GStreamer RTSP server replaying a video file in
+real time.
 
-Run as a script with the SYSTEM Python (Debian's ``python3-gi``; the project venv has no ``gi``)::
+Run as a script with the SYSTEM Python (Debian's ``python3-gi``; the project venv has no ``gi``); it uses
+the standard library only, so it also runs from an installed package, by path::
 
-    /usr/bin/python3 tests/rtsp_server.py --port 8554 --file clip.mp4 [--mount /cam] [--loop-minutes 10]
-                                          [--user u --password p]
+    /usr/bin/python3 vigil/bench/rtsp_camera.py --port 8554 --file clip.mp4 [--mount /cam] [--loop-minutes 10]
+                                                [--user u --password p]
 
 It prints ``READY rtsp://127.0.0.1:<port><mount>`` once it listens. The stream is H.264 over RTP:
 an H.264 MP4 is sent as is; anything else is first converted with the ``ffmpeg`` command. Looping is
 done by writing the clip several times over into one file (``ffmpeg -stream_loop``, no re-encode)
 so the stream's timestamps run on without a jump; RTSP clients share one live stream like a camera.
 
-Imported from the test venv, ``RtspCamera`` starts, kills and restarts that script as a subprocess.
+Imported from the venv (``vigil.bench.rtsp_camera``), ``RtspCamera`` starts, kills and restarts that script as a
+subprocess.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -91,7 +95,7 @@ def serve(port: int, path: Path, mount: str, user: str | None, password: str | N
         )
     server.get_mount_points().add_factory(mount, factory)
     if server.attach(None) == 0:
-        raise SystemExit(f"rtsp_server: cannot listen on 127.0.0.1:{port}")
+        raise SystemExit(f"rtsp_camera: cannot listen on 127.0.0.1:{port}")
     print(f"READY rtsp://127.0.0.1:{port}{mount}", flush=True)
     loop = GLib.MainLoop()
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, loop.quit)
@@ -125,7 +129,7 @@ def is_servable(path: Path) -> bool:
 
 
 class RtspCamera:
-    """A test RTSP camera: the script above run by the system Python, on a free port of 127.0.0.1."""
+    """An RTSP camera for tests and benches: the script above run by the system Python, on a free port of 127.0.0.1."""
 
     def __init__(self, file: Path, *, port: int | None = None, mount: str = "/cam", loop_minutes: float = 0.0,
                  user: str | None = None, password: str | None = None) -> None:  # fmt: skip
@@ -174,7 +178,7 @@ class RtspCamera:
             if not line and self.process.poll() is not None:
                 break
         self.kill()
-        raise RuntimeError(f"RTSP test server did not start on port {self.port}")
+        raise RuntimeError(f"RTSP camera server did not start on port {self.port}")
 
     def kill(self) -> None:
         """Kill the server at once, as a crashed camera would disappear."""
@@ -206,4 +210,6 @@ class RtspCamera:
 
 
 if __name__ == "__main__":
+    if sys.path and Path(sys.path[0]).resolve() == SCRIPT.parent:
+        del sys.path[0]  # run by path: vigil/bench's modules must not shadow anything gi imports
     main()
