@@ -75,7 +75,7 @@ def token(env, role: str) -> str:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_schemathesis_finds_nothing_for_the_role(env, role: str) -> None:
-    examples = os.environ.get("VIGIL_FUZZ_EXAMPLES", "8")
+    examples = os.environ.get("VIGIL_FUZZ_EXAMPLES", "5")
     command = [str(Path(sys.executable).parent / "st"), "run", f"{env['url']}/api/openapi.json",
                "--header", f"Authorization: {token(env, role)}", "--checks", CHECKS,
                "--exclude-path-regex", EXCLUDED_PATHS, "--max-examples", examples,
