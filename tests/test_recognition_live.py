@@ -33,7 +33,7 @@ FACES = data_root() / "faces"
 EU = data_root() / "plates" / "eu"
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 NOW = datetime.now(UTC)
-TRACKER = TrackerConfig(high_threshold=0.4)  # the eu6 car scores 0.55-0.60 here (new tracks need +0.1)
+TRACKER = TrackerConfig(high_threshold=0.4)  # eu6 scores 0.55-0.60 on CPUs without VNNI (new tracks need +0.1)
 
 
 def _data(path: Path) -> Path:
