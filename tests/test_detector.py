@@ -8,7 +8,7 @@ import supervision as sv
 
 from vigil.bench.mot import load_mot_ground_truth, read_video_frames
 from vigil.config import DETECTOR_MODELS, DetectorConfig
-from vigil.vision.detector import NanoDetDetector, ParallelSessions, create_detector
+from vigil.vision.detector import NanoDetDetector, ParallelSessions, create_detector, has_int8_dot_product
 
 FRAMES = (0, 120, 400)
 
@@ -123,3 +123,24 @@ def test_detection_bench_compares_every_model_on_a_few_frames(data_dir, tmp_path
         assert set(scores["ms_per_frame"]) == {"threads_1", "threads_2", "threads_2_batch_8", "sessions_2_batch_8"}
     assert set(result["speedup_2_threads"]) == set(DETECTOR_MODELS) - {result["model"]}
     assert (tmp_path / "detection.png").stat().st_size > 10_000
+
+
+def test_vnni_is_read_from_the_cpu_flags() -> None:
+    avx2_only = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    assert not has_int8_dot_product(avx2_only, "x86_64")
+    assert has_int8_dot_product(avx2_only.replace("avx2", "avx2 avx512_vnni"), "x86_64")
+    assert has_int8_dot_product(avx2_only.replace("avx2", "avx2 avx_vnni"), "x86_64")
+    assert has_int8_dot_product("", "aarch64")  # other architectures: nothing to warn about
+
+
+def test_an_int8_detector_on_a_cpu_without_vnni_is_warned_about(caplog, monkeypatch) -> None:
+    import vigil.vision.detector as detector_module
+
+    monkeypatch.setattr(detector_module, "has_int8_dot_product", lambda: False)
+    detector_module._warn_int8_without_vnni.cache_clear()
+    with caplog.at_level("WARNING", logger="vigil.vision.detector"):
+        create_detector(DetectorConfig(model="nanodet-int8-384x288", sessions=1))
+        create_detector(DetectorConfig(model="nanodet-int8-384x288", sessions=1))
+        create_detector(DetectorConfig(model="nanodet-384x288", sessions=1))
+    warnings = [r.getMessage() for r in caplog.records if "no VNNI" in r.getMessage()]
+    assert len(warnings) == 1 and "nanodet-int8-384x288" in warnings[0]  # once, and not for the float model
