@@ -176,6 +176,8 @@ def test_clip_plays_in_the_event_detail(page_as, centre, shot) -> None:
                 clip = event.get("clip")
                 if not clip or datetime.fromisoformat(clip["end"]) > now - timedelta(seconds=4):
                     continue
+                if client.get(clip["playlist_url"]).text.count("#EXTINF") < 2:
+                    continue  # its segments are not all indexed yet (the indexer lags on a loaded machine)
                 if client.get(f"/api/events/{event['id']}").json().get("track"):
                     return event
                 fallback = fallback or event
