@@ -23,7 +23,9 @@ fi
 # 2. The virtual environment, reinstalled only when the dependency lists change.
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
-[[ -x .venv/bin/python ]] || { say "creating .venv"; "$PY" -m venv .venv; }
+if [[ ! -x .venv/bin/python || ! -x .venv/bin/pip ]]; then  # none yet, or one cut short while being made
+  say "creating .venv"; rm -rf .venv; "$PY" -m venv .venv
+fi
 stamp=".venv/.vigil-deps-$(cat pyproject.toml requirements-nodeps.txt | sha256sum | cut -c1-16)"
 if [[ ! -f "$stamp" ]]; then
   say "installing Python packages into .venv"
