@@ -287,6 +287,27 @@ class WebhookConfig(Strict):
     max_backlog: int = Field(1000, ge=1, le=1_000_000)
 
 
+class ClusterConfig(Strict):
+    """A city on several machines (docs/DEPLOY.md): camera workers placed by Ray, each holding a lease on the
+    cameras it analyses, reporting live state over the bus. Ignored by ``vigil run`` on one box."""
+
+    #: this process's name in the cluster (status, the nodes page, the lease holder); default: host name and pid
+    node_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,100}$")
+    #: Ray's address for ``vigil cluster up`` ("auto": the cluster this machine belongs to; "local": start one)
+    ray_address: str = "auto"
+    #: a camera lease lasts this long unless renewed; a lost worker's cameras move after at most this
+    lease_ttl_s: float = Field(6.0, ge=1.0, le=300.0)
+    #: seconds between two live-status heartbeats of a worker
+    heartbeat_s: float = Field(1.0, gt=0, le=60)
+    #: seconds between two low-rate preview JPEGs of a camera (live grid, map pop-ups)
+    preview_s: float = Field(2.0, gt=0, le=60)
+    #: cameras given to one worker actor, and the CPUs Ray reserves for it
+    cameras_per_worker: int = Field(16, ge=1, le=1000)
+    worker_cpus: float = Field(2.0, gt=0)
+    #: a heartbeat older than this marks a node lost on the nodes page
+    node_lost_s: float = Field(5.0, gt=0)
+
+
 class ApiConfig(Strict):
     """The command centre's web server."""
 
@@ -343,6 +364,7 @@ class Config(Strict):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     mqtt: MqttConfig | None = None
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     api: ApiConfig = Field(default_factory=ApiConfig)

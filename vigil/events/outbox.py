@@ -23,6 +23,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from vigil.events.bus import Bus
 from vigil.events.codec import CodecError, decode_event
@@ -59,8 +60,11 @@ class EventWriter:
         max_buffer: int = 100_000,
         retry_interval_s: float = 1.0,
         on_written: Callable[[], None] | None = None,
+        fence: Callable[[Session, Sequence[Event]], list[Event]] | None = None,
     ) -> None:
+        """``fence``: a cluster worker's ``CameraLeases.fence``, applied inside each write's transaction."""
         self.events = events
+        self.fence = fence
         self.max_buffer = max_buffer
         self.retry_interval_s = retry_interval_s
         self.on_written = on_written  # e.g. OutboxRelay.notify
@@ -106,7 +110,7 @@ class EventWriter:
         while self._buffer:
             batch = [self._buffer[i] for i in range(min(chunk, len(self._buffer)))]
             try:
-                self.events.add_events(batch)
+                self.events.add_events(batch, fence=self.fence)
             except Exception as exc:
                 if not is_outage(exc):
                     raise

@@ -26,6 +26,7 @@ SCHEMA_MODULES = (
     "vigil.store.recording_schema",
     "vigil.store.recognition_schema",
     "vigil.governance.schema",
+    "vigil.store.cluster_schema",
 )
 
 
