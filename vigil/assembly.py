@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from vigil.config import Config
 from vigil.events.bus import Bus, InProcessBus
@@ -49,6 +50,23 @@ log = logging.getLogger(__name__)
 SINK_DRAIN_S = 5.0
 
 
+Role = Literal["all", "worker", "api"]
+
+#: What each role runs. ``all`` is one box (``vigil run``, the demo). A camera worker records, relays its outbox
+#: and applies retention to its own disk (segments are indexed with their node); the command centre delivers to
+#: MQTT and webhooks.
+ROLE_PARTS: dict[str, frozenset[str]] = {
+    "all": frozenset({"recorders", "retention", "sinks"}),
+    "worker": frozenset({"recorders", "retention"}),
+    "api": frozenset({"sinks"}),
+}
+
+
+def storage_node(config: Config) -> str:
+    """The name a worker's segments are indexed under: ``cluster.node_id``, else the host name (its disk)."""
+    return config.cluster.node_id or socket.gethostname()
+
+
 @dataclass
 class Services:
     config: Config
@@ -72,21 +90,37 @@ class Services:
     mqtt: MqttSink | None = None  # the configured MQTT sink, once started
     recovery: RecoveryReport | None = None  # what ``start`` did with segments an unclean stop left unindexed
 
+    @property
+    def stopping(self) -> asyncio.Event:
+        """Set (on the loop) when the services close: long-running tasks end on it."""
+        assert self._stop is not None, "Services.start() first"
+        return self._stop
+
     def run_loop(self) -> None:
         """Start the event loop thread (once)."""
         if self._thread is None:
             self._thread = threading.Thread(target=self.loop.run_forever, name="vigil-events", daemon=True)
             self._thread.start()
 
-    def start(self, jsonl: Path | None = None) -> Services:
-        """Re-index the segments an unclean stop left unindexed (before retention could take them for orphans
-        and before any recorder writes), then run the outbox relay, retention, the configured sinks (MQTT,
-        webhooks) and, when asked, a JSON-lines sink on the event loop thread."""
-        self.recovery = recover_segments(self.recordings, {c.id: c.recording for c in self.config.cameras})
+    def start(self, jsonl: Path | None = None, role: Role = "all") -> Services:
+        """Start what the role runs on the event loop thread (ROLE_PARTS):
+
+        - ``recorders`` (the camera side): re-index the segments an unclean stop left unindexed (before
+          retention could take them for orphans and before any recorder writes), and run the outbox relay;
+        - ``retention``: apply it every ``retention.interval_s`` (one box only, see ROLE_PARTS);
+        - ``sinks`` (the command-centre side): the configured MQTT and webhook sinks and, when asked, a
+          JSON-lines sink."""
+        parts = ROLE_PARTS[role]
+        if "recorders" in parts:
+            self.recovery = recover_segments(self.recordings, {c.id: c.recording for c in self.config.cameras})
         self.run_loop()
         self._stop = self.call(_new_event())
-        self.spawn(self.relay.run(self._stop))
-        self.spawn(self._retention_loop())
+        if "recorders" in parts:
+            self.spawn(self.relay.run(self._stop))
+        if "retention" in parts:
+            self.spawn(self._retention_loop())
+        if "sinks" not in parts:
+            return self
         routes = configured_sinks(self.config)
         for route in routes:
             self.sinks.append(route.sink)
@@ -197,7 +231,7 @@ async def _new_event() -> asyncio.Event:
     return asyncio.Event()
 
 
-def open_services(config: Config, start_time: datetime | None = None) -> Services:
+def open_services(config: Config, start_time: datetime | None = None, role: Role = "all") -> Services:
     """A node's backends: the configured database and bus (``bus:``; NATS is connected here, on the services'
     event loop), snapshots, recordings, governance and lists.
 
@@ -225,7 +259,7 @@ def open_services(config: Config, start_time: datetime | None = None) -> Service
     writer = EventWriter(events, on_written=relay.notify)
     relay.writer = writer
     snapshots = SnapshotStore(config.data_dir)
-    recordings = RecordingIndex(store, config.data_dir)
+    recordings = RecordingIndex(store, config.data_dir, node=storage_node(config) if role == "worker" else None)
     policy = RetentionPolicy.from_cameras(config.cameras, class_ages_hours=config.retention.class_ages_hours())
     retention = Retention(recordings, policy)
     min_free = int(config.retention.min_free_gb * 1e9)
@@ -234,7 +268,8 @@ def open_services(config: Config, start_time: datetime | None = None) -> Service
                             start_time=None if is_live(camera.url) else start_time,
                             free_space=lambda: retention.free_space(min_free),
                             masker=PrivacyMasker(camera.privacy_masks))
-        for camera in config.cameras if camera.enabled and camera.recording.mode != "off"
+        for camera in config.cameras
+        if camera.enabled and camera.recording.mode != "off" and "recorders" in ROLE_PARTS[role]
     }
     sink = StoreSink(events, writer, snapshots if config.store.snapshots else None, config.tracker.confirm_hits,
                      recorders)

@@ -338,6 +338,39 @@ def run(
     run_node(load_config(config_path), console, config_path=config_path, serve=serve, host=host, port=port)
 
 
+@app.command("worker")
+def worker(
+    config_path: Path = typer.Option(..., "-c", "--config", help="YAML config file (the cluster's)."),
+    cameras: str = typer.Option("", help="Comma-separated camera ids (default: every camera of the config)."),
+    standby: str = typer.Option("", help="Comma-separated camera ids this worker takes over when their lease "
+                                "lapses (a lost node's), while it has room."),
+    node_id: str = typer.Option("", "--node-id", help="This worker's name (default: cluster.node_id, else "
+                                "host-pid)."),
+) -> None:
+    """A camera worker: analyse cameras under leases, publish events and live state on NATS (DEPLOY.md)."""
+    from vigil.cluster.roles import run_worker
+    from vigil.config import load_config
+
+    run_worker(load_config(config_path), console, _ids(cameras) or None, node_id or None, _ids(standby))
+
+
+@app.command("api")
+def api(
+    config_path: Path = typer.Option(..., "-c", "--config", help="YAML config file (the cluster's)."),
+    host: str = typer.Option("127.0.0.1", help="Address of the command centre."),
+    port: int = typer.Option(8080, help="Port of the command centre."),
+) -> None:
+    """The command centre without cameras: the shared database, and live state from the workers over NATS."""
+    from vigil.cluster.roles import run_api
+    from vigil.config import load_config
+
+    run_api(load_config(config_path), console, config_path=config_path, host=host, port=port)
+
+
+def _ids(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def main() -> None:
     """Entry point: user errors are one line on stderr and exit code 2, never a stack trace."""
     try:

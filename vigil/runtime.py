@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -167,11 +167,9 @@ class Node:
         make = self.enrichers or (lambda _camera: [])
         self.pipelines = {c.id: CameraPipeline(c, self.config.tracker, self.motion_gate, make(c),
                                                interval=self.config.detector.interval) for c in cameras}
-        self.readers = {
-            c.id: StreamReader(c, on_event=self._camera_event, on_packet=self.packet_hooks.get(c.id),
-                               queue_size=self.queue_size or c.queue, wakeup=self._wakeup, start_time=self.start_time)
-            for c in cameras
-        }
+        self.readers = {c.id: self._reader(c) for c in cameras}
+        self._suspended: set[str] = set()  # cameras whose reader was stopped by ``suspend``
+        self._to_finish: set[str] = set()  # suspended cameras whose tracks the worker has yet to end
         self.inference_s = 0.0
         self.batches = 0
         #: detector calls per ``INFERENCE_BUCKETS_S`` bucket (not cumulative; the last one is above every bound)
@@ -179,10 +177,43 @@ class Node:
 
     # -- control -----------------------------------------------------------------------------------------
 
-    def start(self) -> Node:
-        for reader in self.readers.values():
-            reader.start()
+    def _reader(self, camera: CameraConfig) -> StreamReader:
+        return StreamReader(camera, on_event=self._camera_event, on_packet=self.packet_hooks.get(camera.id),
+                            queue_size=self.queue_size or camera.queue, wakeup=self._wakeup,
+                            start_time=self.start_time)
+
+    def start(self, cameras: Iterable[str] | None = None) -> Node:
+        """Start reading every camera, or only ``cameras`` (a cluster worker starts those it holds a lease on;
+        ``resume`` starts the others later)."""
+        chosen = set(self.readers if cameras is None else cameras)
+        self._suspended = set(self.readers) - chosen
+        for camera_id in chosen:
+            self.readers[camera_id].start()
         return self
+
+    def suspend(self, camera_id: str) -> None:
+        """Stop analysing one camera (its lease was lost): its reader stops, the worker ends its tracks."""
+        if camera_id in self._suspended:
+            return
+        self._suspended.add(camera_id)
+        self.readers[camera_id].stop(timeout=2.0)
+        self._to_finish.add(camera_id)
+        self._wakeup.set()
+
+    def resume(self, camera_id: str) -> None:
+        """Analyse a suspended (or never started) camera again, with a new reader."""
+        if camera_id not in self._suspended:
+            return
+        camera = self.pipelines[camera_id].camera
+        reader = self._reader(camera)
+        self.readers = {**self.readers, camera_id: reader}  # replaced whole: other threads iterate the old dict
+        self._suspended.discard(camera_id)
+        reader.start()
+
+    @property
+    def analysing(self) -> set[str]:
+        """The cameras being read now (not suspended)."""
+        return set(self.readers) - self._suspended
 
     def stop(self) -> None:
         """Ask ``run`` to return; it finishes the frame in hand and flushes every camera."""
@@ -198,6 +229,9 @@ class Node:
         """The inference worker loop; returns after ``stop()`` or, with ``until_end``, when every file ended."""
         try:
             while not self._stop.is_set():
+                for camera_id in list(self._to_finish):
+                    self._to_finish.discard(camera_id)
+                    self._finish_camera(self.pipelines[camera_id])
                 batch = self._take_batch()
                 if batch:
                     self.step(batch)
@@ -216,6 +250,8 @@ class Node:
     def _take_batch(self) -> list[tuple[CameraPipeline, Frame]]:
         batch = []
         for camera_id, reader in self.readers.items():
+            if camera_id in self._suspended:
+                continue
             frame = reader.queue.get_nowait()
             if frame is not None:
                 batch.append((self.pipelines[camera_id], frame))
@@ -252,9 +288,12 @@ class Node:
 
     def _finish(self) -> None:
         for pipeline in self.pipelines.values():
-            at = pipeline.stats.last_at
-            if at is not None and (result := pipeline.finish(at)) is not None:
-                self._publish(result)
+            self._finish_camera(pipeline)
+
+    def _finish_camera(self, pipeline: CameraPipeline) -> None:
+        at = pipeline.stats.last_at
+        if at is not None and (result := pipeline.finish(at)) is not None:
+            self._publish(result)
 
     def _camera_event(self, event: Event) -> None:
         for hook in self.on_camera_event:

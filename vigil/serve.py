@@ -22,9 +22,9 @@ from vigil.runtime import Node
 from vigil.vision.detector import create_detector
 
 
-def status_table(rows: list[dict[str, object]], url: str | None = None) -> Table:
+def status_table(rows: list[dict[str, object]], url: str | None = None, title: str = "vigil run") -> Table:
     """The live per-camera status: state, analysed fps, lag, drops, tracks, events, recording."""
-    title = "vigil run" + (f" — command centre at {url}" if url else "")
+    title += f" — command centre at {url}" if url else ""
     table = Table("camera", "state", "fps", "lag s", "drops", "tracks", "events", "recording", "last error",
                   title=title)
     for row in rows:

@@ -36,16 +36,23 @@ BOUNDARY = "vigilframe"
 
 @dataclass(slots=True)
 class LiveFrame:
-    """One camera's latest analysed frame and the boxes to draw on it (track id, xyxy, label)."""
+    """One camera's latest analysed frame and the boxes to draw on it (track id, xyxy, label).
+
+    A frame that came over the bus from a remote worker has no ``image``: only its annotated ``jpeg`` and its
+    ``width`` and ``height``."""
 
     seq: int
     captured_at: datetime
-    image: np.ndarray
+    image: np.ndarray | None
     boxes: list[tuple[int, tuple[float, float, float, float], str]]
     jpeg: bytes | None = field(default=None)
+    width: int = 0
+    height: int = 0
 
     @property
     def size(self) -> tuple[int, int]:
+        if self.image is None:
+            return self.width, self.height
         height, width = self.image.shape[:2]
         return width, height
 
@@ -108,6 +115,7 @@ class LiveFrames:
 
     def annotated(self, frame: LiveFrame) -> np.ndarray:
         """A copy of the frame with the boxes and ``#id label`` drawn."""
+        assert frame.image is not None, "a frame from the bus is drawn already"
         image = frame.image.copy()
         if not frame.boxes:
             return image
@@ -119,11 +127,12 @@ class LiveFrames:
 
     def jpeg(self, frame: LiveFrame) -> bytes:
         """The frame as JPEG (encoded on first use and kept with the frame)."""
-        if frame.jpeg is None:
+        if frame.jpeg is None and frame.image is not None:
             ok, data = cv2.imencode(".jpg", self.annotated(frame), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
             if not ok:
                 raise ValueError("frame could not be encoded as JPEG")
             frame.jpeg = data.tobytes()
+        assert frame.jpeg is not None
         return frame.jpeg
 
 

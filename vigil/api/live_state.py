@@ -9,7 +9,13 @@ empty (``NodeLiveState(None, ...)``: an API-only process answers 404 "no live an
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from vigil.api.live import LiveFrame, LiveFrames
@@ -37,6 +43,24 @@ class CameraStatus:
     reconnects: int
     recording: str  # "off", "recording", "paused (...)", ...
     error: str | None
+    node: str | None = None  # the worker that analyses it
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """A camera worker as its last heartbeat described it (the nodes page, ``vigil cluster status``)."""
+
+    node: str
+    host: str
+    cameras: tuple[str, ...]
+    cores: int
+    load_1m: float  # the host's 1-minute load average
+    cpu_percent: float  # this worker process's CPU use since its last heartbeat, in % of one core
+    analysed_fps: float  # summed over its cameras
+    drops: int  # summed over its cameras
+    rss_mb: float
+    age_s: float  # seconds since that heartbeat
+    lost: bool  # no heartbeat for ``cluster.node_lost_s``
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +88,64 @@ class LiveState(Protocol):
 
     def detectors(self) -> list[DetectorStats]: ...
 
+    def nodes(self) -> list[NodeStatus]: ...
+
+    def watching(self, camera_id: str) -> contextlib.AbstractContextManager[None]:
+        """Held while somebody watches the camera's full-rate stream (a remote worker only sends it then)."""
+        ...
+
+
+def default_node_id() -> str:
+    """``<host>-<pid>``: unique among the processes of a cluster."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ProcessUsage:
+    """This process's CPU use between two calls, in % of one core, and its resident memory."""
+
+    def __init__(self) -> None:
+        self._last = (time.monotonic(), time.process_time())
+
+    def sample(self) -> tuple[float, float]:
+        """(cpu_percent since the last sample, rss in MB)."""
+        now, cpu = time.monotonic(), time.process_time()
+        wall = now - self._last[0]
+        percent = 100.0 * (cpu - self._last[1]) / wall if wall > 0 else 0.0
+        self._last = (now, cpu)
+        return round(percent, 1), round(_rss_mb(), 1)
+
+
+def _rss_mb() -> float:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    return 0.0
+
 
 class NodeLiveState:
     """``LiveState`` of a node running in this process (None: no node, nothing live) and its ``LiveFrames``."""
 
-    def __init__(self, node: Node | None, frames: LiveFrames) -> None:
+    def __init__(self, node: Node | None, frames: LiveFrames, node_id: str | None = None) -> None:
         self.node = node
         self.frames = frames
+        self.node_id = node_id or default_node_id()
+        self._usage = ProcessUsage()
         if node is not None and frames not in node.on_result:
             node.on_result.append(frames)
 
     def statuses(self) -> dict[str, CameraStatus]:
         if self.node is None:
             return {}
-        return {row["camera"]: CameraStatus(**row) for row in self.node.status()}  # type: ignore[arg-type]
+        return {row["camera"]: CameraStatus(**row, node=self.node_id)  # type: ignore[arg-type]
+                for row in self.node.status()}
+
+    def nodes(self) -> list[NodeStatus]:
+        if self.node is None:
+            return []
+        return [node_status(self.node_id, self.statuses().values(), self._usage)]
+
+    @contextlib.contextmanager
+    def watching(self, camera_id: str) -> Iterator[None]:
+        yield  # every analysed frame is here already
 
     def latest(self, camera_id: str) -> LiveFrame | None:
         return self.frames.latest(camera_id)
@@ -110,3 +178,13 @@ class NodeLiveState:
         node = self.node
         return [DetectorStats(node.config.detector.model, INFERENCE_BUCKETS_S, tuple(node.inference_counts),
                               node.inference_s)]
+
+
+def node_status(node_id: str, cameras: Iterator[CameraStatus] | list[CameraStatus], usage: ProcessUsage,
+                age_s: float = 0.0, lost: bool = False) -> NodeStatus:
+    """This process as a node: its cameras' summed fps and drops, the host's load, its own CPU and memory."""
+    rows = list(cameras)
+    cpu, rss = usage.sample()
+    return NodeStatus(node_id, socket.gethostname(), tuple(r.camera for r in rows), os.cpu_count() or 1,
+                      round(os.getloadavg()[0], 2), cpu, round(sum(r.analysed_fps for r in rows), 2),
+                      sum(r.drops for r in rows), rss, age_s, lost)

@@ -31,10 +31,13 @@ class SegmentRow(Base):
     codec: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(16), default="continuous")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: the node whose disk holds the file (``cluster.node_id``, default the host name); NULL on one box
+    node: Mapped[str | None] = mapped_column(String(140))
 
     __table_args__ = (
         Index("ix_recording_segments_camera_start", "camera_id", "start"),
         Index("ix_recording_segments_start", "start"),
+        Index("ix_recording_segments_node_start", "node", "start"),
     )
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import av
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 
 from vigil.errors import VigilError
 from vigil.store.db import Store
@@ -42,6 +42,7 @@ class Segment:
     codec: str
     kind: str = "continuous"
     id: int | None = None
+    node: str | None = None  # the node whose disk holds it (a cluster); None on one box
 
     @property
     def duration_s(self) -> float:
@@ -125,9 +126,18 @@ def probe_segment(path: Path) -> tuple[float, int, str]:
 class RecordingIndex:
     """Segment rows in the metadata store, and the files they name below ``data_dir``."""
 
-    def __init__(self, store: Store, data_dir: Path | str) -> None:
+    def __init__(self, store: Store, data_dir: Path | str, node: str | None = None) -> None:
+        """``node``: in a cluster, the name of the node whose disk ``data_dir`` is. Segments it indexes are marked
+        with it, and ``local`` narrows a query to them (retention and recovery touch only this node's files)."""
         self.store = store
         self.data_dir = Path(data_dir)
+        self.node = node
+
+    def local(self, query: Select) -> Select:
+        """``query`` over segment rows narrowed to the files on this node's disk."""
+        if self.node is None:
+            return query
+        return query.where(SegmentRow.node == self.node)
 
     def file(self, segment: Segment | str) -> Path:
         """The absolute path of a segment (or of a relative segment path)."""
@@ -144,6 +154,7 @@ class RecordingIndex:
             keyframes=segment.keyframes,
             codec=segment.codec,
             kind=segment.kind,
+            node=self.node,
         )
         with self.store.session() as session:
             session.add(row)
@@ -159,10 +170,13 @@ class RecordingIndex:
         return self.add(Segment(camera_id, start, end, rel, path.stat().st_size, keyframes, codec, kind))
 
     def segments(
-        self, camera_id: str | None = None, start: datetime | None = None, end: datetime | None = None
+        self, camera_id: str | None = None, start: datetime | None = None, end: datetime | None = None,
+        local: bool = False,
     ) -> list[Segment]:
-        """Segments overlapping [start, end) (open ends: unbounded), oldest first."""
+        """Segments overlapping [start, end) (open ends: unbounded), oldest first; ``local``: on this node only."""
         query = select(SegmentRow).order_by(SegmentRow.start, SegmentRow.id)
+        if local:
+            query = self.local(query)
         if camera_id is not None:
             query = query.where(SegmentRow.camera_id == camera_id)
         if end is not None:
@@ -181,22 +195,26 @@ class RecordingIndex:
         """The segments that hold (part of) a clip, oldest first."""
         return self.segments(clip.camera_id, clip.start, clip.end)
 
-    def cameras(self) -> list[str]:
+    def cameras(self, local: bool = False) -> list[str]:
+        query = select(SegmentRow.camera_id).distinct()
         with self.store.session() as session:
-            return sorted(session.scalars(select(SegmentRow.camera_id).distinct()))
+            return sorted(session.scalars(self.local(query) if local else query))
 
-    def total_size(self, camera_id: str | None = None) -> int:
-        """Bytes indexed for one camera (or all)."""
+    def total_size(self, camera_id: str | None = None, local: bool = False) -> int:
+        """Bytes indexed for one camera (or all); ``local``: on this node only."""
         query = select(func.coalesce(func.sum(SegmentRow.size_bytes), 0))
+        if local:
+            query = self.local(query)
         if camera_id is not None:
             query = query.where(SegmentRow.camera_id == camera_id)
         with self.store.session() as session:
             return int(session.scalar(query) or 0)
 
-    def paths(self) -> set[str]:
-        """Every indexed relative path."""
+    def paths(self, local: bool = False) -> set[str]:
+        """Every indexed relative path; ``local``: on this node only."""
+        query = select(SegmentRow.path)
         with self.store.session() as session:
-            return set(session.scalars(select(SegmentRow.path)))
+            return set(session.scalars(self.local(query) if local else query))
 
     def remove(self, segments: Iterable[Segment]) -> int:
         """Drop index rows (the files are the caller's business); the number removed."""
@@ -209,5 +227,6 @@ class RecordingIndex:
 
 def _segment(row: SegmentRow) -> Segment:
     return Segment(
-        row.camera_id, row.start, row.end, row.path, row.size_bytes, row.keyframes, row.codec, row.kind, row.id
+        row.camera_id, row.start, row.end, row.path, row.size_bytes, row.keyframes, row.codec, row.kind, row.id,
+        row.node,
     )

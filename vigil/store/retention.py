@@ -9,6 +9,8 @@
   deleted once older than ``orphan_grace_s`` (so segments being written or buffered are never touched).
 - Safe beside a running recorder: only indexed (finished) segments and old orphans are deleted; the row
   goes first, then the file. Every deletion is logged and returned in a ``RetentionReport``.
+- In a cluster (``RecordingIndex.node`` set) segments are deleted and reconciled only on this node's disk;
+  the other nodes' rows are theirs. Event and sighting ages apply to the shared database from every node.
 """
 
 from __future__ import annotations
@@ -179,7 +181,7 @@ class Retention:
         report = self.reconcile()
         holds = self.holds()
         now = self.clock()
-        for camera_id in self.index.cameras():
+        for camera_id in self.index.cameras(local=True):
             limits = self.policy.limits(camera_id)
             for kind, data_class in SEGMENT_CLASSES.items():
                 ages = [a for a in (limits.max_age_hours, self.policy.class_ages_hours.get(data_class)) if a]
@@ -187,7 +189,7 @@ class Retention:
                     cutoff = now - timedelta(hours=min(ages))
                     self._delete_segments(report, holds, "age", camera_id, kind=kind, before=cutoff)
             if limits.max_size_bytes is not None:
-                excess = self.index.total_size(camera_id) - limits.max_size_bytes
+                excess = self.index.total_size(camera_id, local=True) - limits.max_size_bytes
                 self._delete_segments(report, holds, "size", camera_id, bytes_needed=excess)
         ages = self.policy.class_ages_hours
         if "snapshots" in ages:
@@ -212,7 +214,7 @@ class Retention:
     def reconcile(self) -> RetentionReport:
         """Drop index rows whose file is gone; delete unindexed segment files older than the grace period."""
         report = RetentionReport()
-        missing = [s for s in self.index.segments() if not self.index.file(s).exists()]
+        missing = [s for s in self.index.segments(local=True) if not self.index.file(s).exists()]
         for segment in missing:
             if self.index.remove([segment]):
                 report.add(Deletion("index", "missing-file", segment.camera_id, segment.path, 0, segment.start))
@@ -248,7 +250,7 @@ class Retention:
         freed = 0
         last: tuple[datetime, int] | None = None  # keyset paging by (start, id): held rows stay behind us
         while True:
-            query = select(SegmentRow).order_by(SegmentRow.start, SegmentRow.id).limit(BATCH)
+            query = self.index.local(select(SegmentRow).order_by(SegmentRow.start, SegmentRow.id).limit(BATCH))
             if last is not None:
                 query = query.where(
                     or_(SegmentRow.start > last[0], and_(SegmentRow.start == last[0], SegmentRow.id > last[1]))
