@@ -30,7 +30,7 @@ stamp=".venv/.vigil-deps-$(cat pyproject.toml requirements-nodeps.txt | sha256su
 if [[ ! -f "$stamp" ]]; then
   say "installing Python packages into .venv"
   .venv/bin/pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/pip install -q -e '.[test,cluster]' 2>&1 | grep -v '^WARNING: Location' || true
   .venv/bin/pip install -q --no-deps -r requirements-nodeps.txt 2>&1 | grep -v '^WARNING: Location' || true
   # a dependency may have dragged in the GUI OpenCV: remove it and restore the headless one
   if .venv/bin/pip show -q opencv-python >/dev/null 2>&1; then

@@ -146,7 +146,7 @@ def test_workers_and_a_command_centre_in_separate_processes(tmp_path: Path, data
 
         op = login(base, "op", PASSWORD)
         received: list[dict] = []
-        reader = threading.Thread(target=_collect, args=(base, op.headers["Authorization"], received, 25.0),
+        reader = threading.Thread(target=_collect, args=(base, op.headers["Authorization"], received, 15.0),
                                   daemon=True)
         reader.start()
 

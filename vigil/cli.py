@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.table import Table
 
 from vigil.bench.faults import SCENARIOS as FAULT_SCENARIOS
+from vigil.cluster.commands import cluster_app
 from vigil.errors import VigilError
 from vigil.governance.commands import audit_app, authorisations_app, db_app, users_app
 from vigil.governance.evidence_commands import export_app, report_app
@@ -34,6 +35,7 @@ app.add_typer(search_app, name="search")
 app.add_typer(export_app, name="export")
 app.add_typer(report_app, name="report")
 app.add_typer(cameras_app, name="cameras")
+app.add_typer(cluster_app, name="cluster")
 
 console = Console(stderr=True)
 out = Console()
@@ -292,11 +294,12 @@ def bench_recording(
 @app.command("demo")
 def demo(
     out_dir: Path = typer.Option(Path("out/demo"), "--out", help="Folder for the demo's outputs."),
-    serve: bool = typer.Option(True, "--serve/--no-serve", help="Then serve the command centre on a live replay."),
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="Then serve the command centre on the live demo city."),
     host: str = typer.Option("127.0.0.1", help="Address of the command centre."),
     port: int = typer.Option(8080, help="Port of the command centre."),
 ) -> None:
-    """Run the whole pipeline on PETS09-S2L1 with the shipped scene, write what it saw, serve the command centre."""
+    """Run the whole pipeline on PETS09-S2L1 with the shipped scene, write what it saw, then serve the command
+    centre on a live demo city (the cameras of vigil/demo/city.yaml found in VIGIL_DATA)."""
     from vigil.demo.run import live_config, run_demo
     from vigil.serve import run_node
 
@@ -315,7 +318,11 @@ def demo(
     out.print(table)
     if not serve:
         return
-    config, config_path, account = live_config(out_dir)
+    config, config_path, account, left_out = live_config(out_dir)
+    for item in left_out:
+        console.print(f"[yellow]left out[/] {item}", highlight=False, soft_wrap=True)
+    console.print(f"live cameras ({len(config.cameras)}): {', '.join(c.id for c in config.cameras)}", highlight=False,
+                  soft_wrap=True)
 
     def announce(_services: object, url: str | None) -> None:
         console.print(f"[bold green]command centre:[/] {url}   demo account: [bold]{account[0]}[/] / "

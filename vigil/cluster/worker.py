@@ -8,8 +8,8 @@ them every third of the TTL, and suspends a camera the moment its lease is lost 
 confirmed; the event writer is fenced with the same leases.
 
 Failover does not wait for Ray to notice a lost node: a worker may also be given *standby* cameras (the
-other groups' cameras), and takes any of them whose lease has lapsed while it has room
-(``cluster.cameras_per_worker``). ``release_standby`` hands them back once their own worker is up again.
+next group's cameras, ``ray_cluster``), and takes any of them whose lease has lapsed. The box then runs more
+than its share until ``release_standby`` hands them back to their own worker, restarted by Ray.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def worker_config(config: Config, cameras: Sequence[str] | None) -> Config:
 
 
 class CameraWorker:
-    """A group of cameras analysed in this process under leases. ``run`` blocks until ``stop``."""
+    """A group of cameras analysed in this process under leases, and standby cameras it may take over. ``run``
+    blocks until ``stop``."""
 
     def __init__(self, config: Config, cameras: Sequence[str] | None = None, node_id: str | None = None,
                  standby: Sequence[str] = ()) -> None:
@@ -58,7 +59,6 @@ class CameraWorker:
                         if c.id not in self.cameras] if standby else []
         self.config = own.model_copy(update={"cameras": own.cameras + self.standby})
         self.standby_ids = [c.id for c in self.standby]
-        self.capacity = max(len(self.cameras), config.cluster.cameras_per_worker)
         self.node_id = node_id or config.cluster.node_id or default_node_id()
         self._stop = threading.Event()
         self._standby_from = 0.0
@@ -129,9 +129,8 @@ class CameraWorker:
         for camera_id in self.cameras + self.standby_ids:
             if camera_id in node.analysing:
                 continue
-            if camera_id in self.standby_ids and (len(node.analysing) >= self.capacity
-                                                  or time.monotonic() < self._standby_from
-                                                  or time.monotonic() < self._handed_back.get(camera_id, 0.0)):
+            if camera_id in self.standby_ids and time.monotonic() < max(self._standby_from,
+                                                                        self._handed_back.get(camera_id, 0.0)):
                 continue
             if leases.acquire(camera_id) is not None:
                 kind = "standby camera" if camera_id in self.standby_ids else "camera"
