@@ -20,9 +20,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import vigil.web
 from vigil.api.deps import SESSION_COOKIE, USER_KEY, ApiState, AuditTrail, AuthMiddleware, LoginThrottle
 from vigil.api.live import EventBridge, LiveFrames
-from vigil.api.live_state import NodeLiveState
+from vigil.api.live_state import LiveState, NodeLiveState
 from vigil.api.openapi import allowed_methods, declare_errors
-from vigil.api.routes import analytics, auth, cameras, events, governance, lists, map, media, metrics, search
+from vigil.api.routes import analytics, auth, cameras, events, governance, lists, map, media, metrics, nodes, search
 from vigil.api.routes import users as user_routes
 from vigil.api.security import CrossSiteRequestMiddleware, SecurityHeadersMiddleware
 from vigil.config import Config, redact_url
@@ -58,6 +58,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "/audit": ("audit",),
     "/reports": ("reports",),
     "/holds": ("holds",),
+    "/nodes": ("nodes",),
 }
 
 
@@ -65,10 +66,12 @@ def create_app(config: Config, services: Services, node: Node | None = None, *, 
                audit: AuditLog | None = None, authorisations: AuthorisationStore | None = None,
                config_path: Path | str | None = None, live: LiveFrames | None = None,
                recognition: RecognitionModels | None = None, basemap: Path | str | None = None,
-               web_dir: Path | None = None, throttle: LoginThrottle | None = None) -> FastAPI:
+               web_dir: Path | None = None, throttle: LoginThrottle | None = None,
+               live_state: LiveState | None = None) -> FastAPI:
     """The FastAPI app over a node's services. The routes read live state (status, frames, heatmaps, line
     counts) only through ``LiveState``: here ``NodeLiveState`` over ``node`` (a node running in this process;
-    None: an API without live analysis) and ``live`` (its ``LiveFrames``, added to ``node.on_result``).
+    None: an API without live analysis) and ``live`` (its ``LiveFrames``, added to ``node.on_result``), unless
+    ``live_state`` is given (a command centre on its own: ``BusLiveState``, fed by the workers over NATS).
 
     ``users``/``audit``/``authorisations`` default to the services' governance layer. ``basemap``: an
     ``.osm.pbf`` extract (default: the first ``map/*.osm.pbf`` of the data root)."""
@@ -77,7 +80,7 @@ def create_app(config: Config, services: Services, node: Node | None = None, *, 
     users = users or services.governance.users
     audit = audit or users.audit
     authorisations = authorisations or services.governance.authorisations
-    live_state = NodeLiveState(node, live or LiveFrames())
+    live_state = live_state or NodeLiveState(node, live or LiveFrames())
     state = ApiState(
         config=config, services=services, users=users, audit=AuditTrail(audit),
         authorisations=authorisations, config_path=Path(config_path) if config_path else None, live=live_state,
@@ -88,7 +91,8 @@ def create_app(config: Config, services: Services, node: Node | None = None, *, 
     app = FastAPI(title="Vigil command centre", version="1", openapi_url="/api/openapi.json",
                   docs_url="/api/docs", redoc_url=None)
     app.state.vigil = state
-    for module in (auth, cameras, events, media, search, lists, analytics, map, governance, user_routes, metrics):
+    for module in (auth, cameras, events, media, search, lists, analytics, map, governance, user_routes, metrics,
+                   nodes):
         app.include_router(module.router)
 
     @app.get("/api/health", tags=["health"])

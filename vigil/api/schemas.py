@@ -49,13 +49,16 @@ class LoginOut(BaseModel):
 
 # ---------------------------------------------------------------------- cameras and scenes
 
+CameraState = Literal["online", "offline", "connecting", "ended", "failed", "unknown", "stopped"]
+
+
 class CameraOut(BaseModel):
     id: str
     name: str
     lat: float | None
     lon: float | None
     purpose: str
-    state: Literal["online", "offline", "connecting", "ended", "failed", "unknown", "stopped"]
+    state: CameraState
     fps: float | None
     lag_s: float | None
     open_alerts: int
@@ -63,6 +66,25 @@ class CameraOut(BaseModel):
     height: int | None
     #: "recording", "paused (disk full)" (or another write failure) until a write succeeds again, or "off"
     recording: str = "off"
+    node: str | None = None  # the worker that analyses it (None: no worker reports it)
+
+
+class NodeOut(BaseModel):
+    """A camera worker as its last heartbeat described it."""
+
+    node: str
+    host: str
+    cameras: list[str]  # those of its cameras the caller may see
+    camera_count: int  # all of its cameras
+    states: dict[str, int]  # camera state → how many of ``cameras`` are in it
+    cores: int
+    load_1m: float  # the host's 1-minute load average
+    cpu_percent: float  # the worker process's CPU use, in % of one core
+    analysed_fps: float  # summed over its cameras
+    drops: int  # frames dropped, summed over its cameras
+    rss_mb: float
+    age_s: float  # seconds since its last heartbeat
+    lost: bool  # no heartbeat for ``cluster.node_lost_s``
 
 
 class SceneBody(Body):

@@ -7,7 +7,7 @@ row in one transaction (DESIGN §7); ``vigil.events.outbox`` publishes the outbo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -154,9 +154,17 @@ class EventStore:
         self.store = store
 
     # --- writing ---------------------------------------------------------------------------------------
-    def add_events(self, events: Sequence[Event], outbox: bool = True) -> None:
-        """Persist events, each with its outbox row, all in ONE transaction. An id already stored is skipped."""
+    def add_events(self, events: Sequence[Event], outbox: bool = True,
+                   fence: Callable[[Session, Sequence[Event]], list[Event]] | None = None) -> None:
+        """Persist events, each with its outbox row, all in ONE transaction. An id already stored is skipped.
+
+        ``fence`` (a cluster worker's ``CameraLeases.fence``) picks, inside that transaction, the events the
+        writer may still write; the others are refused."""
         with self.store.session() as session:
+            if fence is not None:
+                events = fence(session, events)
+                if not events:
+                    return
             known = set(session.scalars(select(EventRow.id).where(EventRow.id.in_([e.id for e in events]))))
             for event in events:
                 if event.id in known:
@@ -263,6 +271,18 @@ class EventStore:
         query = self._filtered(select(func.count(EventRow.id)), start, end, cameras, kinds, statuses, severities)
         with self.store.session() as session:
             return int(session.scalar(query) or 0)
+
+    def count_by_camera(self, cameras: Iterable[str] | None = None, statuses: Iterable[str] | None = None,
+                        severities: Iterable[str] | None = None) -> dict[str, int]:
+        """``{camera: events}`` matching the filters in one query (cameras without any are left out). Grouped by
+        status and severity too: ``ix_events_status_severity_camera`` then yields the rows in group order."""
+        columns = (EventRow.status, EventRow.severity, EventRow.camera_id)
+        query = self._filtered(select(*columns, func.count()), None, None, cameras, None, statuses, severities)
+        counts: dict[str, int] = {}
+        with self.store.session() as session:
+            for *_, camera, n in session.execute(query.group_by(*columns)):
+                counts[camera] = counts.get(camera, 0) + int(n)
+        return counts
 
     @staticmethod
     def _filtered(query: Select[Any], start, end, cameras, kinds, statuses, severities) -> Select[Any]:  # type: ignore[no-untyped-def]

@@ -52,6 +52,8 @@ class EventRow(Base):
         Index("ix_events_kind_at", "kind", "at"),
         Index("ix_events_status_at", "status", "at"),
         Index("ix_events_at", "at"),
+        # open alerts per camera (camera list, map): revision 0008
+        Index("ix_events_status_severity_camera", "status", "severity", "camera_id"),
     )
 
 

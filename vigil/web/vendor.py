@@ -1,4 +1,5 @@
-"""Install the command centre's third-party browser libraries (Leaflet, hls.js) from npm into ``vigil/web/vendor/``.
+"""Install the command centre's third-party browser libraries (Leaflet, its marker-cluster plugin, hls.js) from npm
+into ``vigil/web/vendor/``.
 
 Run at setup: ``python -m vigil.web.vendor``. Idempotent: a library whose files are already there (same
 version) is skipped. The folder is gitignored and served by the API at ``/vendor/...``.
@@ -41,6 +42,13 @@ LIBRARIES = (
         "dist/images/layers-2x.png": "images/layers-2x.png",
         "LICENSE": "LICENSE",
     }),
+    # clusters the map's camera markers when zoomed out (a city has ~1,000); a plugin of the global ``L``
+    Library("leaflet.markercluster", "1.5.3", {
+        "dist/leaflet.markercluster.js": "leaflet.markercluster.js",
+        "dist/MarkerCluster.css": "MarkerCluster.css",
+        "dist/MarkerCluster.Default.css": "MarkerCluster.Default.css",
+        "MIT-LICENCE.txt": "LICENSE",
+    }),
     Library("hls.js", "1", {
         "dist/hls.min.js": "hls.min.js",
         "LICENSE": "LICENSE",
@@ -70,7 +78,7 @@ def install(vendor_dir: Path = VENDOR_DIR, npm: str | None = None) -> dict[str, 
     npm = npm or shutil.which("npm")
     if npm is None:
         raise VendorError("npm not found: install Node.js and npm (Debian: apt-get install npm) to fetch "
-                          "Leaflet and hls.js for the command centre")
+                          "Leaflet, leaflet.markercluster and hls.js for the command centre")
     with tempfile.TemporaryDirectory(prefix="vigil-vendor-") as tmp:
         specs = [f"{lib.package}@{lib.spec}" for lib in missing]
         done = subprocess.run([npm, "install", "--prefix", tmp, "--no-audit", "--no-fund", "--ignore-scripts",

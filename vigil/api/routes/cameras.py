@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Annotated, Literal
 
 import yaml
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from vigil.api.deps import ApiState, CameraAccess, api_state, permitted_cameras, require, require_camera
+from vigil.api.deps import ApiState, CameraAccess, api_state, require, require_camera
 from vigil.api.live import BOUNDARY, mjpeg_stream
-from vigil.api.schemas import CameraOut, SceneBody
+from vigil.api.schemas import CameraOut, CameraState, SceneBody
 from vigil.config import Config, parse_config
 from vigil.errors import ConfigError
 from vigil.governance.users import User
@@ -23,26 +24,59 @@ ALERT_SEVERITIES = ("warning", "critical")
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
 JPEG = {200: {"content": {"image/jpeg": {}}}}
 MAX_MJPEG_CLIENTS = 16  # per camera
+TOTAL_HEADER = "X-Total-Count"  # GET /api/cameras: how many cameras match, before paging
 
 
-@router.get("", response_model=list[CameraOut])
-def list_cameras(user: User = Depends(require()), state: ApiState = Depends(api_state)) -> list[CameraOut]:
-    """The cameras the user may see, with their live state and open alerts."""
+@router.get("", response_model=list[CameraOut], responses={200: {"headers": {TOTAL_HEADER: {
+    "description": "cameras matching the filters, before limit and offset", "schema": {"type": "integer"}}}}})
+def list_cameras(
+    response: Response,
+    user: User = Depends(require()),
+    state: ApiState = Depends(api_state),
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    states: Annotated[list[CameraState] | None, Query(alias="state")] = None,
+    node: Annotated[list[str] | None, Query(max_length=100)] = None,
+    alerts: Literal["open"] | None = None,
+    limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> list[CameraOut]:
+    """The cameras the user may see, in config order, with their live state, node and open alerts.
+
+    Filters: ``q`` (part of the id or name, any case; exact matches first), ``state`` and ``node`` (repeatable:
+    any of them), ``alerts=open`` (only cameras with open alerts). ``limit``/``offset`` page the list;
+    ``X-Total-Count`` is how many cameras match. Without parameters: every camera the user may see."""
+    rows = camera_rows(state, user)
+    needle = q.strip().casefold() if q else ""
+    if needle:
+        rows = [c for c in rows if needle in c.id.casefold() or needle in c.name.casefold()]
+        rows.sort(key=lambda c: needle not in (c.id.casefold(), c.name.casefold()))  # stable: exact ones first
+    if states:
+        rows = [c for c in rows if c.state in states]
+    if node:
+        rows = [c for c in rows if c.node in node]
+    if alerts == "open":
+        rows = [c for c in rows if c.open_alerts > 0]
+    response.headers[TOTAL_HEADER] = str(len(rows))
+    return rows[offset:offset + limit if limit is not None else None]
+
+
+def camera_rows(state: ApiState, user: User) -> list[CameraOut]:
+    """Every camera ``user`` may see, with its live state and open alerts (one grouped query for all of them)."""
     statuses = state.live.statuses()
+    open_alerts = state.services.events.count_by_camera(statuses=["open"], severities=ALERT_SEVERITIES)
     out = []
-    for camera_id in permitted_cameras(state, user):
-        camera = state.camera(camera_id)
-        assert camera is not None
-        status = statuses.get(camera_id)
-        frame = state.live.latest(camera_id)
+    for camera in state.config.cameras:
+        if not user.sees_camera(camera.id):
+            continue
+        status = statuses.get(camera.id)
+        frame = state.live.latest(camera.id)
         width, height = frame.size if frame is not None else (None, None)
         out.append(CameraOut(
             id=camera.id, name=camera.name or camera.id, lat=camera.lat, lon=camera.lon, purpose=camera.purpose,
             state=(status.state if status else "unknown") if camera.enabled else "stopped",
             fps=status.fps if status else None, lag_s=status.lag_s if status else None,
-            open_alerts=state.services.events.count_events(
-                cameras=[camera_id], statuses=["open"], severities=list(ALERT_SEVERITIES)),
-            width=width, height=height, recording=status.recording if status else "off"))
+            open_alerts=open_alerts.get(camera.id, 0), width=width, height=height,
+            recording=status.recording if status else "off", node=status.node if status else None))
     return out
 
 
@@ -84,8 +118,9 @@ def live(request: Request, access: CameraAccess = Depends(require_camera("video.
     async def parts():  # type: ignore[no-untyped-def]
         state.mjpeg_clients[camera.id] = state.mjpeg_clients.get(camera.id, 0) + 1
         try:
-            async for part in mjpeg_stream(state.live, camera.id, camera.fps, request.is_disconnected):
-                yield part
+            with state.live.watching(camera.id):  # a remote worker sends full-rate frames only while watched
+                async for part in mjpeg_stream(state.live, camera.id, camera.fps, request.is_disconnected):
+                    yield part
         finally:
             state.mjpeg_clients[camera.id] -= 1
 

@@ -29,7 +29,18 @@ export function loginUrl() {
  * Call the API. `body` is sent as JSON, `form` (FormData) as multipart. Returns the parsed JSON (or null for
  * an empty answer); throws ApiError(status, detail) on a 4xx/5xx. A 401 sends the browser to the login page.
  */
-export async function api(path, { method = "GET", body, form, redirect = true } = {}) {
+export async function api(path, options = {}) {
+  return (await call(path, options)).data;
+}
+
+/** A page of a list that answers `X-Total-Count` (GET /api/cameras): `{items, total}`. */
+export async function apiPage(path, options = {}) {
+  const { data, response } = await call(path, options);
+  const total = Number(response.headers.get("X-Total-Count"));
+  return { items: data || [], total: Number.isFinite(total) ? total : (data || []).length };
+}
+
+async function call(path, { method = "GET", body, form, redirect = true } = {}) {
   const options = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
   if (form !== undefined) {
     options.body = form;
@@ -57,7 +68,7 @@ export async function api(path, { method = "GET", body, form, redirect = true } 
     error.retryAfter = response.headers.get("Retry-After");
     throw error;
   }
-  return data;
+  return { data, response };
 }
 
 /** Build a query string from an object, leaving out empty values; arrays repeat the key. */

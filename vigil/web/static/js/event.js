@@ -1,5 +1,5 @@
 // Event detail: snapshot with the track's path, the clip (HLS), details, payload, comments, ack and resolve.
-import { api } from "./api.js";
+import { api, query } from "./api.js";
 import { changeStatus, playClip } from "./events.js";
 import { boot } from "./nav.js";
 import { $, badge, el, formatTime, humanKind, toast } from "./ui.js";
@@ -104,7 +104,8 @@ async function main() {
     return;
   }
   try {
-    const camera = (await api("/api/cameras")).find((c) => c.id === event.camera_id);
+    const found = await api(`/api/cameras${query({ q: event.camera_id, limit: 20 })}`); // exact match first
+    const camera = found.find((c) => c.id === event.camera_id);
     if (camera?.width && camera?.height) cameraSize = { width: camera.width, height: camera.height };
     cameraName = camera?.name || null;
   } catch { /* the snapshot's own size is used */ }

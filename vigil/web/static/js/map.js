@@ -1,10 +1,14 @@
-// City map: the offline basemap (GeoJSON roads, no tile server) and the cameras coloured by state and alerts.
+// City map: the offline basemap (GeoJSON roads, no tile server) and the cameras coloured by state and alerts,
+// clustered when zoomed out (Leaflet.markercluster); beside it the cameras, searched, filtered and paged.
 import { api, eventStream } from "./api.js";
+import { CameraFilter, Pager, cameraPage } from "./camfilter.js";
+import { clusterIcon } from "./cluster.js";
 import { boot } from "./nav.js";
-import { $, debounce, el, stateDot } from "./ui.js";
+import { $, el, stateDot } from "./ui.js";
 
 const L = window.L;
 const REFRESH_MS = 5000;
+const LIST_SIZE = 50;
 
 // Road styling by OSM `highway` class: [colour, weight, dash].
 const ROAD_STYLES = [
@@ -73,71 +77,81 @@ function refreshPopup(popup, camera) {
   next.addEventListener("load", () => current.replaceWith(next), { once: true });
 }
 
+/** The camera markers, in a cluster group: a cluster's icon tells its cameras' states and open alerts. */
 class CameraLayer {
   constructor(map) {
     this.map = map;
     this.markers = new Map();
-    this.cameras = new Map();
+    this.group = L.markerClusterGroup({
+      iconCreateFunction: clusterIcon, showCoverageOnHover: false, maxClusterRadius: 60,
+    }).addTo(map);
   }
 
   update(cameras) {
     const seen = new Set();
+    const added = [];
+    const changed = [];
     for (const camera of cameras) {
       if (camera.lat === null || camera.lat === undefined || camera.lon === null || camera.lon === undefined) continue;
       seen.add(camera.id);
-      this.cameras.set(camera.id, camera);
       let marker = this.markers.get(camera.id);
       if (!marker) {
         marker = L.marker([camera.lat, camera.lon], { title: camera.name, alt: `Camera ${camera.name}`, keyboard: true });
-        marker.bindPopup(() => popupContent(this.cameras.get(camera.id)), {
+        marker.bindPopup(() => popupContent(marker.camera), {
           maxWidth: 320, minWidth: 280, autoPanPaddingTopLeft: [20, 20], autoPanPaddingBottomRight: [20, 20],
         });
-        marker.addTo(this.map);
+        // a clustered marker has no element: name it whenever it is drawn
+        marker.on("add", () => marker.getElement()?.setAttribute("data-camera", camera.id));
         this.markers.set(camera.id, marker);
+        added.push(marker);
+      } else if (!marker.getLatLng().equals([camera.lat, camera.lon])) {
+        marker.setLatLng([camera.lat, camera.lon]);
       }
-      marker.setLatLng([camera.lat, camera.lon]);
+      marker.camera = camera;
       const look = `${camera.state}/${camera.open_alerts}`;
       if (marker.look !== look) {  // a new icon restarts the pulse: only when something changed
         marker.look = look;
         marker.setIcon(markerIcon(camera));
         marker.getElement()?.setAttribute("data-camera", camera.id);
+        changed.push(marker);
       }
       const popup = marker.getPopup()?.getElement()?.querySelector(".cam-popup");
       if (marker.isPopupOpen() && popup) refreshPopup(popup, camera);
     }
-    for (const [id, marker] of this.markers) {
-      if (!seen.has(id)) {
-        marker.remove();
-        this.markers.delete(id);
-        this.cameras.delete(id);
-      }
-    }
+    const gone = [...this.markers].filter(([id]) => !seen.has(id));
+    if (gone.length) this.group.removeLayers(gone.map(([, marker]) => marker));
+    gone.forEach(([id]) => this.markers.delete(id));
+    if (added.length) this.group.addLayers(added);
+    const redraw = changed.filter((m) => !added.includes(m));
+    if (redraw.length) this.group.refreshClusters(redraw);  // their clusters' counts and colours
+    $("#map").dataset.cameras = String(this.markers.size);
   }
 
   bounds() {
-    const points = [...this.markers.values()].map((m) => m.getLatLng());
-    return points.length ? L.latLngBounds(points) : null;
+    const bounds = this.group.getBounds();
+    return bounds.isValid() ? bounds : null;
   }
 
   open(id) {
     const marker = this.markers.get(id);
     if (!marker) return;
-    this.map.setView(marker.getLatLng(), Math.max(this.map.getZoom(), 16));
-    marker.openPopup();
+    this.group.zoomToShowLayer(marker, () => {
+      if (this.map.getZoom() < 16) this.map.setView(marker.getLatLng(), 16);
+      marker.openPopup();
+    });
   }
 }
 
 function renderList(cameras, layer) {
-  const list = $("#camera-list");
-  list.replaceChildren(...cameras.map((camera) => el("li", {
+  $("#camera-list").replaceChildren(...cameras.map((camera) => el("li", {
     tabindex: "0", role: "button", "data-camera": camera.id, "aria-label": `${camera.name}, ${camera.state}`,
     onclick: () => layer.open(camera.id),
     onkeydown: (key) => { if (key.key === "Enter") layer.open(camera.id); },
   },
   stateDot(camera.state),
-  el("div", {}, el("div", {}, camera.name), el("div", { class: "meta" }, `${camera.state} · ${camera.fps ?? "—"} fps`)),
+  el("div", {}, el("div", {}, camera.name),
+    el("div", { class: "meta" }, `${camera.id} · ${camera.state} · ${camera.fps ?? "—"} fps`)),
   camera.open_alerts > 0 ? el("span", { class: "badge bad", title: "open alerts" }, String(camera.open_alerts)) : "")));
-  $("#camera-count").textContent = String(cameras.length);
 }
 
 async function loadBasemap(map) {
@@ -161,11 +175,20 @@ async function main() {
   let fitted = false;
   const basemap = loadBasemap(map);
 
+  const refreshList = async () => {
+    const page = await cameraPage(filter, pager);
+    renderList(page.items, layer);
+    $("#camera-count").textContent = String(page.total);
+  };
+  const filter = new CameraFilter($("#camera-filter"), () => { pager.reset(); refreshList().catch(showError); }, "cf");
+  const pager = new Pager($("#camera-pager"), LIST_SIZE, () => refreshList().catch(showError), "list");
+
   const refresh = async () => {
     try {
       const cameras = await api("/api/cameras");
       layer.update(cameras);
-      renderList(cameras, layer);
+      filter.setNodes(cameras);
+      await refreshList();
       $("#map-error").textContent = "";
       $("#map-status").textContent = `Updated ${new Date().toLocaleTimeString()}`;
       if (!fitted) {
@@ -174,16 +197,35 @@ async function main() {
         const roadBounds = await basemap;
         if (cameraBounds) map.fitBounds(cameraBounds.pad(0.5), { maxZoom: 16 });
         else if (roadBounds) map.fitBounds(roadBounds);
+        $("#map").dataset.fitted = "1";
       }
     } catch (error) {
-      $("#map-error").textContent = error.message;
+      showError(error);
     }
   };
   await refresh();
   setInterval(refresh, REFRESH_MS);
-  eventStream(debounce(refresh, 300));
+  eventStream(soonAfterAlerts(refresh));
   const wanted = new URLSearchParams(location.search).get("camera");
   if (wanted) layer.open(wanted);
+}
+
+/** Refresh shortly after an alert or a camera going on- or offline, at most every 2 s: a city has many records. */
+function soonAfterAlerts(refresh) {
+  let timer = null;
+  let last = 0;
+  return (event) => {
+    if ((event.severity === "info" && !String(event.kind).startsWith("camera_")) || timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      last = Date.now();
+      refresh();
+    }, Math.max(300, last + 2000 - Date.now()));
+  };
+}
+
+function showError(error) {
+  $("#map-error").textContent = error.message;
 }
 
 main();

@@ -10,6 +10,7 @@ const PAGES = [
   { href: "/search", label: "Search", needs: "search" },
   { href: "/dashboards", label: "Dashboards", needs: "events.read" },
   { href: "/admin/cameras", label: "Camera admin", needs: "config.manage" },
+  { href: "/nodes", label: "Nodes", needs: ["config.manage", "authorisation.approve"] },
   // accountability: `needs` may list several permissions (any one shows the page)
   { href: "/authorisations", label: "Authorisations", needs: "authorisation.read" },
   { href: "/holds", label: "Holds", needs: ["export", "authorisation.approve", "audit.read"] },
