@@ -345,6 +345,10 @@ def run(
     run_node(load_config(config_path), console, config_path=config_path, serve=serve, host=host, port=port)
 
 
+DATA_DIR = typer.Option(None, "--data-dir", help="This node's data folder (recordings, snapshots), instead of "
+                        "the config's data_dir.")
+
+
 @app.command("worker")
 def worker(
     config_path: Path = typer.Option(..., "-c", "--config", help="YAML config file (the cluster's)."),
@@ -353,12 +357,13 @@ def worker(
                                 "lapses (a lost node's), while it has room."),
     node_id: str = typer.Option("", "--node-id", help="This worker's name (default: cluster.node_id, else "
                                 "host-pid)."),
+    data_dir: Path | None = DATA_DIR,
 ) -> None:
     """A camera worker: analyse cameras under leases, publish events and live state on NATS (DEPLOY.md)."""
     from vigil.cluster.roles import run_worker
-    from vigil.config import load_config
 
-    run_worker(load_config(config_path), console, _ids(cameras) or None, node_id or None, _ids(standby))
+    run_worker(_role_config(config_path, data_dir), console, _ids(cameras) or None, node_id or None,
+               _ids(standby))
 
 
 @app.command("api")
@@ -366,16 +371,26 @@ def api(
     config_path: Path = typer.Option(..., "-c", "--config", help="YAML config file (the cluster's)."),
     host: str = typer.Option("127.0.0.1", help="Address of the command centre."),
     port: int = typer.Option(8080, help="Port of the command centre."),
+    data_dir: Path | None = DATA_DIR,
 ) -> None:
     """The command centre without cameras: the shared database, and live state from the workers over NATS."""
     from vigil.cluster.roles import run_api
-    from vigil.config import load_config
 
-    run_api(load_config(config_path), console, config_path=config_path, host=host, port=port)
+    run_api(_role_config(config_path, data_dir), console, config_path=config_path, host=host, port=port)
 
 
 def _ids(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _role_config(config_path: Path, data_dir: Path | None):  # type: ignore[no-untyped-def]
+    """The cluster's config, with this machine's data folder when given (each node has its own disk)."""
+    from vigil.config import load_config
+
+    config = load_config(config_path)
+    if data_dir is not None:
+        config.data_dir = data_dir
+    return config
 
 
 def main() -> None:
