@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -27,11 +28,13 @@ from vigil.assembly import open_services
 from vigil.cluster.leases import lease_table
 from vigil.config import load_config
 from vigil.demo.run import DEMO_CONFIG, locate_vtest
+from vigil.paths import data_root
 from vigil.store.db import StoreError, temporary_database
 
 pytestmark = [pytest.mark.integration, requires_nats]
 PG_SERVER = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 PASSWORD = "Tr1cky-Harbour-Lantern"
+H264 = data_root() / "video" / "vtest_h264.mp4"  # PETS09 as H.264: recorded by copying packets
 
 
 def free_port() -> int:
@@ -40,19 +43,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def city_config(folder: Path, database: str) -> Path:
-    """Two replays of PETS09 in real time, with the demo scene's lines and zones, on NATS and PostgreSQL."""
+def city_config(folder: Path, database: str, record: bool = False) -> Path:
+    """Two replays of PETS09 in real time, with the demo scene's lines and zones, on NATS and PostgreSQL;
+    with ``record``, cam-1 is the H.264 copy of the video and is recorded (copied) in 2 s segments."""
     scene = yaml.safe_load(DEMO_CONFIG.read_text())["cameras"][0]
     cameras = []
     for camera_id in ("cam-1", "cam-2"):
         camera = {**scene, "id": camera_id, "name": camera_id, "url": str(locate_vtest()), "realtime": True,
                   "loop": True, "recording": {"mode": "off"}}
+        if record and camera_id == "cam-1":
+            camera.update(url=str(H264), recording={"mode": "continuous", "segment_seconds": 2})
         camera.pop("privacy_masks", None)
         cameras.append(camera)
     tag = os.urandom(3).hex()
     config = {"data_dir": str(folder / "data"), "store": {"database": database},
               "bus": {"kind": "nats", "url": NATS_URL, "stream": f"VIGIL_T{tag}", "subject_prefix": f"t{tag}"},
-              "cluster": {"lease_ttl_s": 3.0, "heartbeat_s": 0.5, "preview_s": 1.0, "node_lost_s": 3.0},
+              "cluster": {"lease_ttl_s": 3.0, "heartbeat_s": 0.5, "preview_s": 1.0, "node_lost_s": 3.0,
+                          "media_token": os.urandom(8).hex()},
               "cameras": cameras}
     path = folder / "city.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -107,19 +114,21 @@ def cameras_by_id(client: httpx.Client) -> dict[str, dict]:
 
 
 def test_workers_and_a_command_centre_in_separate_processes(tmp_path: Path, database: str) -> None:
-    path = city_config(tmp_path, database)
+    if not H264.exists():
+        pytest.skip(f"{H264} not found (set VIGIL_DATA)")
+    path = city_config(tmp_path, database, record=True)
     config = load_config(path)
     services = open_services(config, role="api")
     governance_with_users(services, [("sup", "supervisor", ["*"]), ("op", "operator", ["cam-2"])], PASSWORD)
     services.store.close()
     port = free_port()
-    api = Role(tmp_path, "api", "api", "-c", str(path), "--port", str(port))
-    workers = {
-        "node-a": Role(tmp_path, "node-a", "worker", "-c", str(path), "--cameras", "cam-1", "--standby", "cam-2",
-                       "--node-id", "node-a"),
-        "node-b": Role(tmp_path, "node-b", "worker", "-c", str(path), "--cameras", "cam-2", "--standby", "cam-1",
-                       "--node-id", "node-b"),
-    }
+    api = Role(tmp_path, "api", "api", "-c", str(path), "--port", str(port), "--data-dir", str(tmp_path / "api"))
+
+    def worker(node: str, own: str, standby: str) -> Role:  # each node with its own disk
+        return Role(tmp_path, node, "worker", "-c", str(path), "--cameras", own, "--standby", standby,
+                    "--node-id", node, "--data-dir", str(tmp_path / node))
+
+    workers = {"node-a": worker("node-a", "cam-1", "cam-2"), "node-b": worker("node-b", "cam-2", "cam-1")}
     roles = [api, *workers.values()]
     base = f"http://127.0.0.1:{port}"
     try:
@@ -127,7 +136,7 @@ def test_workers_and_a_command_centre_in_separate_processes(tmp_path: Path, data
         sup = login(base, "sup", PASSWORD)
         cams = wait_for("both cameras online on their own node", lambda: (c := cameras_by_id(sup))
                         and c["cam-1"].get("node") == "node-a" and c["cam-2"].get("node") == "node-b"
-                        and all(x["state"] == "online" for x in c.values()) and c, roles=roles)
+                        and all(x["state"] == "online" and x["width"] for x in c.values()) and c, roles=roles)
         assert cams["cam-1"]["width"] == 768 and cams["cam-1"]["height"] == 576  # from the preview's headers
 
         snapshot = wait_for("a preview", lambda: (r := sup.get("/api/cameras/cam-1/snapshot.jpg")).status_code
@@ -150,6 +159,12 @@ def test_workers_and_a_command_centre_in_separate_processes(tmp_path: Path, data
                                   daemon=True)
         reader.start()
 
+        since = _utc_now() - timedelta(seconds=60)  # a clip recorded on node-a, played through the command centre
+        before = wait_for("node-a's segments in the playlist", lambda: _segments(sup, "cam-1", since), roles=roles)
+        first_segment = sup.get(f"/api/recordings/cam-1/{before[0]}")
+        assert first_segment.status_code == 200 and first_segment.content[4:8] == b"ftyp"
+        assert not (tmp_path / "api" / "recordings").exists()  # fetched from node-a, not read from a shared disk
+
         workers["node-a"].kill()  # a lost node: node-b takes cam-1 over once its lease lapses
         moved = wait_for("cam-1 moved to node-b", lambda: (c := cameras_by_id(sup))
                          and c["cam-1"].get("node") == "node-b" and c["cam-1"]["state"] == "online", timeout=30,
@@ -157,12 +172,21 @@ def test_workers_and_a_command_centre_in_separate_processes(tmp_path: Path, data
         assert moved
         holders = {row["camera"]: row["holder"] for row in lease_table(_store(config))}
         assert holders["cam-1"].startswith("node-b/") and holders["cam-2"].startswith("node-b/")
-        lost = {n["node"]: n["lost"] for n in sup.get("/api/nodes").json()}
-        assert lost == {"node-a": True, "node-b": False}
+        wait_for("node-a shown lost", lambda: {n["node"]: n["lost"] for n in sup.get("/api/nodes").json()}
+                 == {"node-a": True, "node-b": False}, timeout=10, roles=roles)
 
         reader.join(30)
         assert received, "the operator received no events"
         assert {e["camera_id"] for e in received} == {"cam-2"}  # never the other camera's
+
+        # node-a comes back (same name and disk) while cam-1 stays on node-b: its old segments play again,
+        # because the index says which node holds each one
+        workers["node-a"] = worker("node-a", "cam-1", "cam-2")
+        roles.append(workers["node-a"])
+        old = wait_for("node-a's old segment served again", lambda: (r := sup.get(
+            f"/api/recordings/cam-1/{before[-1]}")).status_code == 200 and r, roles=roles)
+        assert old.content[4:8] == b"ftyp"
+        assert cameras_by_id(sup)["cam-1"]["node"] == "node-b"
     finally:
         for role in roles:
             role.stop()
@@ -204,3 +228,21 @@ def _collect(base: str, authorization: str, into: list[dict], seconds: float) ->
                 return
     except httpx.HTTPError:
         return
+
+
+def _utc_now():  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def _segments(client: httpx.Client, camera: str, since) -> list[str]:  # type: ignore[no-untyped-def]
+    """The segment URIs (relative to the playlist) of the camera's recording since ``since``."""
+    from datetime import timedelta
+
+    until = since + timedelta(minutes=5)
+    response = client.get(f"/api/recordings/{camera}/playlist.m3u8",
+                          params={"from": since.isoformat(), "to": until.isoformat()})
+    if response.status_code != 200:
+        return []
+    return [line for line in response.text.splitlines() if line.startswith("segments/")]

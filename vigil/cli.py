@@ -362,8 +362,10 @@ def worker(
     """A camera worker: analyse cameras under leases, publish events and live state on NATS (DEPLOY.md)."""
     from vigil.cluster.roles import run_worker
 
-    run_worker(_role_config(config_path, data_dir), console, _ids(cameras) or None, node_id or None,
-               _ids(standby))
+    config = _role_config(config_path, data_dir)
+    if node_id:  # its name in the cluster, and the name its recording segments are indexed under
+        config.cluster.node_id = node_id
+    run_worker(config, console, _ids(cameras) or None, node_id or None, _ids(standby))
 
 
 @app.command("api")

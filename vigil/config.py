@@ -306,6 +306,13 @@ class ClusterConfig(Strict):
     worker_cpus: float = Field(2.0, gt=0)
     #: a heartbeat older than this marks a node lost on the nodes page
     node_lost_s: float = Field(5.0, gt=0)
+    #: the shared secret with which command centres fetch recording segments from the node that holds them
+    #: (recordings stay on the node that wrote them); without it, another node's recordings cannot be played
+    media_token: SecretStr | None = None
+    #: where each worker serves its segments (port 0: any free port), and the host others reach it by
+    media_host: str = "127.0.0.1"
+    media_port: int = Field(0, ge=0, le=65535)
+    media_advertise: str | None = None  # default: media_host
 
 
 class ApiConfig(Strict):

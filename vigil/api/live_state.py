@@ -61,6 +61,8 @@ class NodeStatus:
     rss_mb: float
     age_s: float  # seconds since that heartbeat
     lost: bool  # no heartbeat for ``cluster.node_lost_s``
+    storage: str | None = None  # the name its recording segments are indexed under (``RecordingIndex.node``)
+    media_url: str | None = None  # where it serves those segments to command centres (``SegmentServer``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,10 +183,10 @@ class NodeLiveState:
 
 
 def node_status(node_id: str, cameras: Iterator[CameraStatus] | list[CameraStatus], usage: ProcessUsage,
-                age_s: float = 0.0, lost: bool = False) -> NodeStatus:
+                storage: str | None = None, media_url: str | None = None) -> NodeStatus:
     """This process as a node: its cameras' summed fps and drops, the host's load, its own CPU and memory."""
     rows = list(cameras)
     cpu, rss = usage.sample()
     return NodeStatus(node_id, socket.gethostname(), tuple(r.camera for r in rows), os.cpu_count() or 1,
                       round(os.getloadavg()[0], 2), cpu, round(sum(r.analysed_fps for r in rows), 2),
-                      sum(r.drops for r in rows), rss, age_s, lost)
+                      sum(r.drops for r in rows), rss, 0.0, False, storage, media_url)

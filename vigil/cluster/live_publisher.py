@@ -27,7 +27,11 @@ TICK_S = 0.05  # how often new frames of watched cameras are looked for
 
 class LivePublisher:
     def __init__(self, client: Client, prefix: str, live: NodeLiveState, heartbeat_s: float = 1.0,
-                 preview_s: float = 2.0, may_serve: Callable[[str], bool] | None = None) -> None:
+                 preview_s: float = 2.0, may_serve: Callable[[str], bool] | None = None,
+                 storage: str | None = None, media_url: str | None = None) -> None:
+        """``storage``, ``media_url``: where command centres fetch this node's recording segments."""
+        self.storage = storage
+        self.media_url = media_url
         self.client = client
         self.subjects = LiveSubjects(prefix)
         self.live = live
@@ -73,7 +77,7 @@ class LivePublisher:
     async def _heartbeat(self) -> None:
         cameras = set(self.cameras())
         statuses = [s for c, s in self.live.statuses().items() if c in cameras]
-        status = node_status(self.live.node_id, statuses, self._usage)
+        status = node_status(self.live.node_id, statuses, self._usage, self.storage, self.media_url)
         counts = {c: self.live.line_counts(c) for c in cameras}
         body = heartbeat_body(status, statuses, counts, self.live.detectors())
         await self.client.publish(self.subjects.node(self.live.node_id), body)

@@ -55,6 +55,7 @@ def run_api(config: Config, console: Console, *, config_path: Path | None = None
     from vigil.api.app import create_app
     from vigil.api.server import serve_in_thread
     from vigil.cluster.remote_live import BusLiveState
+    from vigil.cluster.segments import NodeSegments
 
     if config.bus.kind != "nats":
         raise ConfigError("api: a command centre on its own needs the NATS bus (bus: kind: nats) to see the "
@@ -64,6 +65,9 @@ def run_api(config: Config, console: Console, *, config_path: Path | None = None
     server = None
     try:
         live = BusLiveState(services, lost_after_s=config.cluster.node_lost_s).start()
+        token = config.cluster.media_token
+        services.recordings.remote = NodeSegments(live.nodes, token.get_secret_value() if token else None,
+                                                  config.data_dir)  # other nodes' recordings, fetched from them
         server = serve_in_thread(create_app(config, services, config_path=config_path, live_state=live), host, port)
         console.print(f"[bold green]command centre:[/] {server.url}")
         if on_ready:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 
 from vigil.api.live import LiveFrames
 from vigil.api.live_state import NodeLiveState, default_node_id
+from vigil.api.server import RunningServer
 from vigil.assembly import Services, open_services
 from vigil.cluster.leases import CameraLeases
 from vigil.cluster.live_publisher import LivePublisher
@@ -66,6 +67,7 @@ class CameraWorker:
         self.services: Services | None = None
         self.node: Node | None = None
         self.leases: CameraLeases | None = None
+        self.media_server: RunningServer | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -82,8 +84,10 @@ class CameraWorker:
             live = NodeLiveState(node, LiveFrames(), self.node_id)
             assert isinstance(services.bus, NatsBus)
             cluster = self.config.cluster
+            media = self._serve_segments(services)
             publisher = LivePublisher(services.bus.client, self.config.bus.subject_prefix, live,
-                                      cluster.heartbeat_s, cluster.preview_s, may_serve=leases.valid)
+                                      cluster.heartbeat_s, cluster.preview_s, may_serve=leases.valid,
+                                      storage=services.recordings.node, media_url=media)
             services.spawn(publisher.run(services.stopping))
             node.start(cameras=[])  # each camera starts once its lease is held
             # standby cameras wait two TTLs at start, for their own workers (starting too) to take them
@@ -96,6 +100,8 @@ class CameraWorker:
                 self.keep_leases()
                 self._stop.wait(cluster.lease_ttl_s / 3)
         finally:
+            if self.media_server is not None:
+                self.media_server.stop()
             if self.node is not None:
                 self.node.stop()
             if inference is not None:
@@ -107,6 +113,21 @@ class CameraWorker:
                     if not is_outage(exc):
                         raise
             services.close()
+
+    def _serve_segments(self, services: Services) -> str | None:
+        """Serve this node's segments to command centres (``cluster.media_token``); returns their URL."""
+        from vigil.api.server import serve_in_thread
+        from vigil.cluster.segments import segment_server
+
+        cluster = self.config.cluster
+        if cluster.media_token is None:
+            log.warning("worker %s: no cluster.media_token, so command centres cannot play its recordings",
+                        self.node_id)
+            return None
+        app = segment_server(services.recordings, cluster.media_token.get_secret_value())
+        self.media_server = serve_in_thread(app, cluster.media_host, cluster.media_port)
+        port = self.media_server.url.rsplit(":", 1)[1]
+        return f"http://{cluster.media_advertise or cluster.media_host}:{port}"
 
     def keep_leases(self) -> None:
         """Renew the held leases, suspend what is no longer safely held, take and start what came free."""

@@ -45,6 +45,15 @@ def init_size(path: Path) -> int:
     raise RecordingError(f"segment {path}: not a fragmented MP4 (no moof box)")
 
 
+def segment_layout(index: RecordingIndex, segment: Segment) -> tuple[int, int]:
+    """(initialisation-section bytes, file bytes) of a segment, asked of its node when it is held elsewhere."""
+    local = index.data_dir / segment.path
+    if index.is_remote(segment) and not local.exists():
+        assert index.remote is not None
+        return index.remote.layout(segment)
+    return init_size(local), local.stat().st_size
+
+
 def playlist(
     index: RecordingIndex,
     camera_id: str,
@@ -74,9 +83,7 @@ def playlist(
     ]
     previous: Segment | None = None
     for seg in segments:
-        file = index.file(seg)
-        head = init_size(file)
-        size = file.stat().st_size
+        head, size = segment_layout(index, seg)
         if previous is not None and (
             abs((seg.start - previous.end).total_seconds()) > GAP_S or seg.codec != previous.codec
         ):

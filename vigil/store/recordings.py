@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import av
 from sqlalchemy import Select, delete, func, select
@@ -123,6 +124,12 @@ def probe_segment(path: Path) -> tuple[float, int, str]:
     return last - first, keyframes, codec
 
 
+class RemoteSegments(Protocol):
+    def fetch(self, segment: Segment) -> Path: ...
+
+    def layout(self, segment: Segment) -> tuple[int, int]: ...
+
+
 class RecordingIndex:
     """Segment rows in the metadata store, and the files they name below ``data_dir``."""
 
@@ -132,6 +139,8 @@ class RecordingIndex:
         self.store = store
         self.data_dir = Path(data_dir)
         self.node = node
+        #: a command centre in a cluster: fetches segments held by other nodes (``vigil.cluster.segments``)
+        self.remote: RemoteSegments | None = None
 
     def local(self, query: Select) -> Select:
         """``query`` over segment rows narrowed to the files on this node's disk."""
@@ -140,8 +149,19 @@ class RecordingIndex:
         return query.where(SegmentRow.node == self.node)
 
     def file(self, segment: Segment | str) -> Path:
-        """The absolute path of a segment (or of a relative segment path)."""
-        return self.data_dir / (segment.path if isinstance(segment, Segment) else segment)
+        """The absolute path of a segment (or of a relative segment path); a segment held by another node is
+        fetched from it first (``remote``)."""
+        if isinstance(segment, str):
+            return self.data_dir / segment
+        local = self.data_dir / segment.path
+        if self.is_remote(segment) and not local.exists():
+            assert self.remote is not None
+            return self.remote.fetch(segment)
+        return local
+
+    def is_remote(self, segment: Segment) -> bool:
+        """True for a segment on another node's disk, which ``remote`` can fetch."""
+        return self.remote is not None and segment.node is not None and segment.node != self.node
 
     def add(self, segment: Segment) -> Segment:
         """Index a finished segment; returns it with its id."""
@@ -183,6 +203,11 @@ class RecordingIndex:
             query = query.where(SegmentRow.start < end)
         if start is not None:
             query = query.where(SegmentRow.end > start)
+        with self.store.session() as session:
+            return [_segment(row) for row in session.scalars(query)]
+
+    def segments_by_id(self, ids: Iterable[int]) -> list[Segment]:
+        query = select(SegmentRow).where(SegmentRow.id.in_(list(ids))).order_by(SegmentRow.start, SegmentRow.id)
         with self.store.session() as session:
             return [_segment(row) for row in session.scalars(query)]
 

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
-from sqlalchemy import select
 
 from vigil.api.deps import ApiState, CameraAccess, DbId, api_state, check, require_any, require_camera
 from vigil.api.openapi import answers
@@ -16,7 +15,7 @@ from vigil.api.schemas import UtcTime
 from vigil.governance.roles import VIDEO_PERMISSIONS
 from vigil.governance.users import User
 from vigil.store.hls import playlist
-from vigil.store.recording_schema import SegmentRow
+from vigil.store.recordings import RecordingError
 
 router = APIRouter(tags=["media"])
 MEDIA_FOLDERS = ("snapshots", "thumbnails")  # <folder>/<camera>/<day>/<file>.jpg below the data dir
@@ -74,14 +73,14 @@ def recording_segment(segment_id: DbId,
                       state: ApiState = Depends(api_state)) -> FileResponse:
     """One fMP4 segment (byte ranges supported). Viewing is audited with its playlist."""
     camera_id = access.camera.id
-    with state.services.store.session() as session:
-        row = session.scalar(select(SegmentRow).where(SegmentRow.id == segment_id,
-                                                      SegmentRow.camera_id == camera_id))
-        path = row.path if row is not None else None
-    if path is None:
+    segment = next((s for s in state.recordings.segments_by_id([segment_id]) if s.camera_id == camera_id), None)
+    if segment is None:
         raise HTTPException(404, f"camera {camera_id!r} has no recording segment {segment_id}")
-    root = Path(state.config.data_dir).resolve()
-    file = (root / path).resolve()
-    if not file.is_relative_to(root) or not file.is_file():
+    try:
+        file = state.recordings.file(segment).resolve()  # fetched from its node when held by another
+    except RecordingError as exc:
+        raise HTTPException(503, str(exc)) from None
+    roots = [Path(state.config.data_dir).resolve()]
+    if not any(file.is_relative_to(root) for root in roots) or not file.is_file():
         raise HTTPException(404, f"recording segment {segment_id} of camera {camera_id!r} is missing on disk")
     return FileResponse(file, media_type="video/mp4")
