@@ -274,6 +274,17 @@ def bench_faults(
     _emit(result, as_json, "faults survived")
 
 
+@bench_app.command("failover")
+def bench_failover(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Six real cameras on three Ray nodes of this machine; one node killed with SIGKILL: seconds until its
+    cameras analyse again elsewhere, events lost, cameras analysed twice, recordings before the kill."""
+    from vigil.bench.failover import run_failover_bench
+
+    with progress_bar() as bar:
+        result = run_failover_bench(bar)
+    _emit(result, as_json, "failover")
+
+
 @bench_app.command("recording")
 def bench_recording(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -286,6 +297,31 @@ def bench_recording(
         task = bar.add_task("recording", total=None)
         result = run_recording_bench(seconds, progress=lambda message: bar.update(task, description=message))
     _emit(result, as_json, "recording")
+
+
+@bench_app.command("city")
+def bench_city(
+    cameras: int = typer.Option(1000, min=1, help="Simulated busy cameras (the demo scene's rates each)."),
+    nodes: int = typer.Option(4, min=1, help="Simulated camera workers: one process and node each."),
+    seconds: float = typer.Option(60.0, min=1, help="Seconds of load; then the outbox and the clients drain."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """The command centre at city scale on NATS and PostgreSQL: loss, alert latency to SSE clients, API p95."""
+    from vigil.bench.city import run_city_bench
+
+    with progress_bar() as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def on_progress(phase: str, done: float, total: float) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=round(done, 1), total=total)
+
+        try:
+            result = run_city_bench(cameras, nodes, seconds, progress=on_progress)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--cameras/--nodes") from None
+    _emit(result, as_json, f"city: {cameras} cameras on {nodes} nodes, {seconds:g} s")
 
 
 # ---------------------------------------------------------------- pipeline

@@ -16,6 +16,7 @@ Failover has two speeds:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -66,8 +67,9 @@ class WorkerActorBody:
         analysing = self.worker.analysing()
         rows = [CameraStatus(**r) for r in node.status() if r["camera"] in analysing] if node else []
         load = asdict(node_status(self.worker.node_id, rows, self.usage))
-        return {"node_id": self.worker.node_id, "ray_node": self.ray_node, "alive": self.thread.is_alive(),
-                "cameras": self.worker.cameras, "analysing": analysing, "load": load}
+        return {"node_id": self.worker.node_id, "ray_node": self.ray_node, "pid": os.getpid(),
+                "alive": self.thread.is_alive(),
+                "cameras": self.worker.cameras, "analysing": analysing, "load": load, "error": self.worker.error}
 
     def release_standby(self, cameras: list[str]) -> list[str]:
         return self.worker.release_standby(cameras) if self.worker.leases is not None else []
@@ -97,6 +99,12 @@ class CityCluster:
         self.actors: list[Any] = []
 
     def up(self) -> CityCluster:
+        """Start one actor per group. The cameras' scenes are checked here first, so that a config error is one
+        line now rather than actors failing on every node."""
+        from vigil.analytics import RuleEngine
+
+        for camera in self.config.cameras:
+            RuleEngine(camera)
         remote = self.ray.remote(max_restarts=-1, max_task_retries=0)(WorkerActorBody)
         config_json = self.config.model_dump_json()
         count = len(self.groups)

@@ -68,11 +68,21 @@ class CameraWorker:
         self.node: Node | None = None
         self.leases: CameraLeases | None = None
         self.media_server: RunningServer | None = None
+        self.error: str | None = None
 
     def stop(self) -> None:
         self._stop.set()
 
     def run(self, on_ready: Callable[[CameraWorker], None] | None = None) -> None:
+        """Run until ``stop``; an error that ends it is kept in ``error`` (shown by ``vigil cluster status``)."""
+        try:
+            self._run(on_ready)
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.error("worker %s stopped: %s", self.node_id, self.error)
+            raise
+
+    def _run(self, on_ready: Callable[[CameraWorker], None] | None) -> None:
         services = self.services = open_services(self.config, role="worker").start(role="worker")
         inference = None
         try:
