@@ -93,6 +93,42 @@ def test_publish_subscribe_filters_dedupe_and_durable() -> None:
     asyncio.run(scenario())
 
 
+@requires_nats
+def test_a_group_shares_its_events_between_processes() -> None:
+    """Two command centres (two connections) with the same sink group: each event reaches exactly one of them,
+    and none from before the group existed."""
+
+    async def scenario() -> None:
+        async with throwaway_bus() as (bus, stream, prefix):
+            other = await NatsBus.connect(NATS_URL, stream=stream, prefix=prefix)
+            try:
+                await bus.publish(Event("zone_enter", "cam1", T0, id="before-the-group"))
+                group = f"sink-{os.urandom(3).hex()}"
+                mine, theirs = bus.subscribe(group=group), other.subscribe(group=group)
+                got: list[str] = []
+
+                async def drain(sub) -> None:  # type: ignore[no-untyped-def]
+                    with contextlib.suppress(TimeoutError):
+                        while True:
+                            got.append((await asyncio.wait_for(anext(sub), 2.0)).id)
+
+                first = asyncio.ensure_future(drain(mine))
+                second = asyncio.ensure_future(drain(theirs))
+                await asyncio.sleep(0.5)  # both consumers bound before anything is published
+                events = [Event("zone_enter", f"cam{i % 3}", T0) for i in range(30)]
+                for event in events:
+                    await bus.publish(event)
+                await asyncio.gather(first, second)
+                assert sorted(got) == sorted(e.id for e in events)  # each once, the earlier one not at all
+                assert mine.delivered and theirs.delivered  # shared, not all to one
+                for sub in (mine, theirs):
+                    await sub.close()
+            finally:
+                await other.close()
+
+    asyncio.run(scenario())
+
+
 def test_unreachable_server_is_one_line_error() -> None:
     async def scenario() -> None:
         with pytest.raises(BusUnavailable, match=r"nats://u:\*\*\*@127.0.0.1:1") as err:

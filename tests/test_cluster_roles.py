@@ -1,8 +1,10 @@
-"""The cluster's roles as real processes on the real NATS and PostgreSQL: two ``vigil worker`` processes analyse a
-camera each (with the other's as standby) and a ``vigil api`` process in a third shows them live: status with
-the node, previews, the full-rate MJPEG only while watched, heatmaps asked of the worker, the nodes, and events
-over SSE, which a restricted operator receives for their camera only. Killing a worker with SIGKILL moves its
-camera to the other one, which then holds both leases."""
+"""The cluster's roles as real processes on the real NATS and PostgreSQL, each node with its own disk: two
+``vigil worker`` processes analyse a camera each (with the other's as standby) and a ``vigil api`` process
+shows them live: status with the node, previews, the full-rate MJPEG only while watched, heatmaps asked of
+the worker, the nodes, a clip recorded on a worker's disk, and events over SSE, which a restricted operator
+receives for their camera only. A second ``vigil api`` shares the sessions and the live events. Killing a
+worker with SIGKILL moves its camera to the other one, which then holds both leases; when the killed node comes
+back, the recordings it holds play again though the camera stays where it moved."""
 
 from __future__ import annotations
 
@@ -153,11 +155,26 @@ def test_workers_and_a_command_centre_in_separate_processes(tmp_path: Path, data
         parts = _mjpeg_parts(base, sup.headers["Authorization"], "cam-1", seconds=4.0)
         assert parts >= 8, f"{parts} MJPEG frames in 4 s at 5 analysed fps"  # full rate, not previews (1/s)
 
+        # a second command centre: the same sessions (a token from the first works here) and the same live events
+        port2 = free_port()
+        api2 = Role(tmp_path, "api2", "api", "-c", str(path), "--port", str(port2), "--data-dir",
+                    str(tmp_path / "api2"))
+        roles.append(api2)
+        base2 = f"http://127.0.0.1:{port2}"
+        wait_for("the second API", lambda: _healthy(base2), roles=roles)
+        other = httpx.Client(base_url=base2, headers={"Authorization": sup.headers["Authorization"]}, timeout=20)
+        assert wait_for("the cameras on the second API", lambda: {c["id"]: c["node"] for c in
+                        other.get("/api/cameras").json()} == {"cam-1": "node-a", "cam-2": "node-b"}, roles=roles)
+
         op = login(base, "op", PASSWORD)
         received: list[dict] = []
+        on_second: list[dict] = []
         reader = threading.Thread(target=_collect, args=(base, op.headers["Authorization"], received, 15.0),
                                   daemon=True)
+        second_reader = threading.Thread(target=_collect, args=(base2, sup.headers["Authorization"], on_second, 8.0),
+                                         daemon=True)
         reader.start()
+        second_reader.start()
 
         since = _utc_now() - timedelta(seconds=60)  # a clip recorded on node-a, played through the command centre
         before = wait_for("node-a's segments in the playlist", lambda: _segments(sup, "cam-1", since), roles=roles)
@@ -176,6 +193,8 @@ def test_workers_and_a_command_centre_in_separate_processes(tmp_path: Path, data
                  == {"node-a": True, "node-b": False}, timeout=10, roles=roles)
 
         reader.join(30)
+        second_reader.join(20)
+        assert {e["camera_id"] for e in on_second} == {"cam-1", "cam-2"}  # live events through the second API
         assert received, "the operator received no events"
         assert {e["camera_id"] for e in received} == {"cam-2"}  # never the other camera's
 
@@ -187,6 +206,8 @@ def test_workers_and_a_command_centre_in_separate_processes(tmp_path: Path, data
             f"/api/recordings/cam-1/{before[-1]}")).status_code == 200 and r, roles=roles)
         assert old.content[4:8] == b"ftyp"
         assert cameras_by_id(sup)["cam-1"]["node"] == "node-b"
+        assert other.post("/api/auth/logout").status_code in (200, 204)  # signing out on one ends it on both
+        assert sup.get("/api/cameras").status_code == 401
     finally:
         for role in roles:
             role.stop()

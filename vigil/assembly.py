@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import socket
 import threading
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from vigil.config import Config
 from vigil.events.bus import Bus, InProcessBus
-from vigil.events.integrations import configured_sinks, connect_bus
+from vigil.events.integrations import SinkRoute, configured_sinks, connect_bus
 from vigil.events.mqtt import MqttSink
 from vigil.events.nats_bus import NatsBus
 from vigil.events.outbox import EventWriter, OutboxRelay, is_outage
@@ -126,11 +127,19 @@ class Services:
             self.sinks.append(route.sink)
             if isinstance(route.sink, MqttSink):
                 self.mqtt = route.sink
-            self.spawn(run_sink(self.bus, route.sink, route.kinds, route.cameras))
+            self.spawn(run_sink(self.bus, route.sink, route.kinds, route.cameras, group=self._sink_group(route)))
         if jsonl is not None:
             self.sinks.append(sink := JsonLinesSink(jsonl))
             self.spawn(run_sink(self.bus, sink))
         return self
+
+    def _sink_group(self, route: SinkRoute) -> str | None:
+        """On NATS, a consumer name shared by every command centre's copy of this sink (same config, same name),
+        so that two of them behind a load balancer deliver each event once."""
+        if not isinstance(self.bus, NatsBus):
+            return None
+        stats = route.sink.stats()
+        return "sink-" + hashlib.sha256(f"{stats['name']}|{route.kinds}|{route.cameras}".encode()).hexdigest()[:16]
 
     def attach(self, node: Node) -> Node:
         """Feed the node's results and camera events to the store, and its live counts to MQTT (if any); let its

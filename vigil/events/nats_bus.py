@@ -58,10 +58,11 @@ class NatsSubscription:
     refuses (10094), and the subscription would stay silent for ever after the first restart.
     """
 
-    def __init__(self, bus: NatsBus, accepts: EventFilter, durable: str | None) -> None:
+    def __init__(self, bus: NatsBus, accepts: EventFilter, durable: str | None, group: str | None = None) -> None:
         self._bus = bus
         self._accepts = accepts
-        self._durable = durable
+        self._durable = durable or group
+        self._group = group
         self._since = datetime.now(UTC)
         self._sub: Any = None
         self._first_seq = 0  # stream sequences below this one are older than the subscription
@@ -71,7 +72,14 @@ class NatsSubscription:
     async def _start(self) -> None:
         js = self._bus.jetstream
         subject = filter_subject(self._accepts.kinds, self._accepts.cameras, self._bus.prefix)
-        if self._durable:
+        if self._group:  # one consumer shared by every process of the group: each event goes to one of them
+            # a deliver subject of its own name: processes that create the consumer at the same moment create the
+            # same one (with an inbox each, the last creator's inbox would take every message)
+            config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.NEW,
+                                    deliver_subject=f"_vigil.group.{self._bus.stream}.{self._group}")
+            self._sub = await js.subscribe(subject, queue=self._group, durable=self._group, stream=self._bus.stream,
+                                           config=config)
+        elif self._durable:
             config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL)
             self._sub = await js.subscribe(subject, durable=self._durable, stream=self._bus.stream, config=config)
         else:
@@ -243,10 +251,13 @@ class NatsBus:
             ) from None
 
     def subscribe(
-        self, kinds: Iterable[str] | None = None, cameras: Iterable[str] | None = None, durable: str | None = None
+        self, kinds: Iterable[str] | None = None, cameras: Iterable[str] | None = None, durable: str | None = None,
+        group: str | None = None,
     ) -> NatsSubscription:
-        """Events from now on (or, with ``durable``, everything the named consumer has not yet acked)."""
-        return NatsSubscription(self, EventFilter(kinds, cameras), durable)
+        """Events from now on (or, with ``durable``, everything the named consumer has not yet acked). With
+        ``group``, the subscribers of every process using that name share one consumer and each event reaches
+        one of them (two command centres deliver each event to an MQTT broker or webhook once)."""
+        return NatsSubscription(self, EventFilter(kinds, cameras), durable, group)
 
     async def close(self) -> None:
         if not self.client.is_closed:

@@ -168,10 +168,14 @@ class QueuedSink:
 
 
 async def run_sink(
-    bus: Bus, sink: Sink, kinds: Iterable[str] | None = None, cameras: Iterable[str] | None = None
+    bus: Bus, sink: Sink, kinds: Iterable[str] | None = None, cameras: Iterable[str] | None = None,
+    group: str | None = None,
 ) -> None:
-    """Forward events from ``bus`` to ``sink`` through its backlog until cancelled, then close the sink."""
-    subscription = bus.subscribe(kinds=kinds, cameras=cameras)
+    """Forward events from ``bus`` to ``sink`` through its backlog until cancelled, then close the sink.
+
+    ``group`` (NATS only): the name under which every command centre's copy of this sink shares one consumer."""
+    subscription = bus.subscribe(kinds=kinds, cameras=cameras, group=group) if group else \
+        bus.subscribe(kinds=kinds, cameras=cameras)
 
     async def fill() -> None:
         async for event in subscription:
