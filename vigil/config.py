@@ -312,7 +312,7 @@ class ClusterConfig(Strict):
     #: where each worker serves its segments (port 0: any free port), and the host others reach it by
     media_host: str = "127.0.0.1"
     media_port: int = Field(0, ge=0, le=65535)
-    media_advertise: str | None = None  # default: media_host
+    media_advertise: str | None = None  # default: media_host, or the host name when that is 0.0.0.0 / ::
 
 
 class ApiConfig(Strict):

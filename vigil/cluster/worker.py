@@ -15,6 +15,7 @@ than its share until ``release_standby`` hands them back to their own worker, re
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -137,7 +138,9 @@ class CameraWorker:
         app = segment_server(services.recordings, cluster.media_token.get_secret_value())
         self.media_server = serve_in_thread(app, cluster.media_host, cluster.media_port)
         port = self.media_server.url.rsplit(":", 1)[1]
-        return f"http://{cluster.media_advertise or cluster.media_host}:{port}"
+        host = cluster.media_advertise or (socket.gethostname() if cluster.media_host in ("0.0.0.0", "::")
+                                           else cluster.media_host)
+        return f"http://{host}:{port}"
 
     def keep_leases(self) -> None:
         """Renew the held leases, suspend what is no longer safely held, take and start what came free."""
