@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,17 @@ def pg_url() -> Iterator[str]:
             yield url
     except StoreError as exc:
         pytest.skip(f"PostgreSQL not reachable ({exc}); set VIGIL_TEST_POSTGRES")
+
+
+@pytest.fixture
+def fresh_pg_url() -> Iterator[str]:
+    """A database of its own on the real PostgreSQL, dropped afterwards (for processes that share one)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(temporary_database(PG_SERVER))
+        except StoreError as exc:
+            pytest.skip(f"PostgreSQL not reachable ({exc}); set VIGIL_TEST_POSTGRES")
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

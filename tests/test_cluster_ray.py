@@ -16,18 +16,17 @@ import pytest
 import yaml
 
 from tests.support import governance_with_users, login
-from tests.test_cluster_roles import (  # noqa: F401  (the database fixture)
+from tests.test_bus_nats import requires_nats
+from tests.test_cluster_roles import (
     PASSWORD,
     Role,
     _collect,
     _healthy,
     cameras_by_id,
     city_config,
-    database,
     free_port,
     wait_for,
 )
-from tests.test_bus_nats import requires_nats
 from vigil.assembly import open_services
 from vigil.config import load_config
 
@@ -39,8 +38,8 @@ from vigil.cluster.ray_cluster import CityCluster  # noqa: E402
 pytestmark = [pytest.mark.integration, requires_nats]
 
 
-def test_two_ray_nodes_run_two_cameras_and_a_lost_node_moves_its_camera(tmp_path: Path, database: str) -> None:
-    path = city_config(tmp_path, database)
+def test_two_ray_nodes_run_two_cameras_and_a_lost_node_moves_its_camera(tmp_path: Path, fresh_pg_url: str) -> None:
+    path = city_config(tmp_path, fresh_pg_url)
     raw = yaml.safe_load(path.read_text())
     raw["cluster"].update(cameras_per_worker=1, worker_cpus=1)
     path.write_text(yaml.safe_dump(raw))

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,10 +30,8 @@ from vigil.cluster.leases import lease_table
 from vigil.config import load_config
 from vigil.demo.run import DEMO_CONFIG, locate_vtest
 from vigil.paths import data_root
-from vigil.store.db import StoreError, temporary_database
 
 pytestmark = [pytest.mark.integration, requires_nats]
-PG_SERVER = os.environ.get("VIGIL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 PASSWORD = "Tr1cky-Harbour-Lantern"
 H264 = data_root() / "video" / "vtest_h264.mp4"  # PETS09 as H.264: recorded by copying packets
 
@@ -66,15 +63,6 @@ def city_config(folder: Path, database: str, record: bool = False) -> Path:
     path = folder / "city.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-@pytest.fixture
-def database() -> Iterator[str]:
-    try:
-        with temporary_database(PG_SERVER) as url:
-            yield url
-    except StoreError as exc:
-        pytest.skip(f"PostgreSQL not reachable ({exc})")
 
 
 class Role:
@@ -115,10 +103,10 @@ def cameras_by_id(client: httpx.Client) -> dict[str, dict]:
     return {c["id"]: c for c in client.get("/api/cameras").json()}
 
 
-def test_workers_and_a_command_centre_in_separate_processes(tmp_path: Path, database: str) -> None:
+def test_workers_and_a_command_centre_in_separate_processes(tmp_path: Path, fresh_pg_url: str) -> None:
     if not H264.exists():
         pytest.skip(f"{H264} not found (set VIGIL_DATA)")
-    path = city_config(tmp_path, database, record=True)
+    path = city_config(tmp_path, fresh_pg_url, record=True)
     config = load_config(path)
     services = open_services(config, role="api")
     governance_with_users(services, [("sup", "supervisor", ["*"]), ("op", "operator", ["cam-2"])], PASSWORD)

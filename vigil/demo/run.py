@@ -1,7 +1,8 @@
-"""``vigil demo``: the whole pipeline on PETS09-S2L1 with the shipped scene config.
+"""``vigil demo``: the whole pipeline on PETS09-S2L1 with the shipped scene config, then a live city.
 
 Writes an annotated MP4, a heatmap PNG, a counts chart PNG, the events database (SQLite) and a
-JSON-lines event log into the output folder, and returns a summary.
+JSON-lines event log into the output folder, and returns a summary. ``live_config`` then adds the
+cameras of ``city.yaml`` (vigil/demo/city.py) for the command centre.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rich.progress import Progress
 from vigil.assembly import open_services
 from vigil.config import Config, load_config
 from vigil.demo.artefacts import AnnotatedVideo, counts_chart, draw_scene
+from vigil.demo.city import LeftOut, city_cameras
 from vigil.errors import DataError
 from vigil.paths import data_root
 from vigil.runtime import FrameResult, Node
@@ -118,10 +120,14 @@ def run_demo(out_dir: Path, progress: Progress | None = None) -> DemoSummary:
 DEMO_USER = "demo"
 
 
-def live_config(out_dir: Path) -> tuple[Config, Path, tuple[str, str]]:
-    """The demo camera replayed in real time (looped) for the command centre, its config file (which the
-    camera admin page edits) and a demo account (a supervisor on every camera; a new password each run)."""
+def live_config(out_dir: Path) -> tuple[Config, Path, tuple[str, str], list[LeftOut]]:
+    """The live demo city for the command centre: the PETS09 camera and the ``city.yaml`` cameras found in
+    VIGIL_DATA, replayed in real time (looped); its config file (which the camera admin page edits), a demo
+    account (a supervisor on every camera; a new password each run) and the cameras left out, with why."""
     config = demo_config(out_dir, locate_vtest(), realtime=True, loop=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    city, left_out = city_cameras(out_dir.resolve() / "sources")
+    config.cameras += city
     path = out_dir / "vigil.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     password = secrets.token_urlsafe(12)
@@ -134,7 +140,7 @@ def live_config(out_dir: Path) -> tuple[Config, Path, tuple[str, str]]:
             users.update(DEMO_USER, "vigil-demo", password=password)
     finally:
         services.store.close()
-    return load_config(path), path, (DEMO_USER, password)
+    return load_config(path), path, (DEMO_USER, password), left_out
 
 
 def _expected_frames(video: Path, fps: float) -> int | None:
