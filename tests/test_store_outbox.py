@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -235,3 +236,37 @@ def test_store_sink_keeps_events_and_counts_what_an_outage_costs(store: Store,
     assert len([r for r in caplog.records if r.name == "vigil.events.store_sink"]) == 1
     sink(result(3))  # type: ignore[arg-type]
     assert writer.buffered == 0 and len(outbox_order(store)) == 4 and sink.counts_lost == 3
+
+
+class RecordingBus(InProcessBus):
+    """Keeps the ids it was asked to publish, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+
+    async def publish(self, event: Event) -> None:
+        self.ids.append(event.id)
+        await super().publish(event)
+
+
+def test_cluster_relays_publish_their_own_rows_then_a_dead_writers(store: Store) -> None:
+    """Workers share one outbox: each relay publishes what its own writer stored (not every row once per worker),
+    and rows a dead worker left behind once they are older than ``orphan_after_s``."""
+    events = EventStore(store)
+    writers = {name: EventWriter(events) for name in ("a", "b", "dead")}
+    for name, writer in writers.items():
+        writer.origin = name
+        writer.write_many([Event("zone_enter", f"cam-{name}", T0, id=f"{name}-{i}") for i in range(3)])
+    relays = {}
+    for name in ("a", "b"):
+        relays[name] = OutboxRelay(store, RecordingBus(), orphan_after_s=1.0)
+        relays[name].origin = name
+        asyncio.run(relays[name].publish_pending())
+    assert relays["a"].bus.ids == ["a-0", "a-1", "a-2"]
+    assert relays["b"].bus.ids == ["b-0", "b-1", "b-2"]
+    assert relays["a"].pending() == 3  # the dead worker's rows wait ...
+    time.sleep(1.2)
+    asyncio.run(relays["a"].publish_pending())  # ... until they are orphans, then any relay takes them
+    assert relays["a"].bus.ids[3:] == ["dead-0", "dead-1", "dead-2"]
+    assert relays["a"].pending() == 0

@@ -46,6 +46,12 @@ def worker_config(config: Config, cameras: Sequence[str] | None) -> Config:
     return config.model_copy(update={"cameras": [c for c in config.cameras if c.id in wanted and c.enabled]})
 
 
+def fence_writes(services: Services, leases: CameraLeases) -> None:
+    """A worker's event writes fenced by its leases, and its outbox rows marked as its own, for its relay."""
+    services.writer.fence = leases.fence
+    services.writer.origin = services.relay.origin = leases.holder
+
+
 class CameraWorker:
     """A group of cameras analysed in this process under leases, and standby cameras it may take over. ``run``
     blocks until ``stop``."""
@@ -88,7 +94,7 @@ class CameraWorker:
         inference = None
         try:
             leases = self.leases = CameraLeases(services.store, self.node_id, self.config.cluster.lease_ttl_s)
-            services.writer.fence = leases.fence
+            fence_writes(services, leases)
             node = self.node = Node(self.config, create_detector(self.config.detector),
                                     packet_hooks=services.packet_hooks(), enrichers=services.enrichers())
             services.attach(node)

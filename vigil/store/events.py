@@ -155,11 +155,13 @@ class EventStore:
 
     # --- writing ---------------------------------------------------------------------------------------
     def add_events(self, events: Sequence[Event], outbox: bool = True,
-                   fence: Callable[[Session, Sequence[Event]], list[Event]] | None = None) -> None:
+                   fence: Callable[[Session, Sequence[Event]], list[Event]] | None = None,
+                   origin: str | None = None) -> None:
         """Persist events, each with its outbox row, all in ONE transaction. An id already stored is skipped.
 
         ``fence`` (a cluster worker's ``CameraLeases.fence``) picks, inside that transaction, the events the
-        writer may still write; the others are refused."""
+        writer may still write; the others are refused. ``origin`` marks the outbox rows with the writer, whose
+        relay publishes them (``OutboxRelay(origin=)``)."""
         with self.store.session() as session:
             if fence is not None:
                 events = fence(session, events)
@@ -174,7 +176,7 @@ class EventStore:
                 session.add(_event_row(event, plain["payload"]))
                 if outbox:
                     wire = json.dumps(plain, separators=(",", ":"), ensure_ascii=False)
-                    session.add(OutboxRow(event_id=event.id, payload=wire, created_at=utcnow()))
+                    session.add(OutboxRow(event_id=event.id, payload=wire, created_at=utcnow(), origin=origin))
 
     def add_event(self, event: Event, outbox: bool = True) -> None:
         self.add_events([event], outbox)

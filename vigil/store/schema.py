@@ -123,6 +123,8 @@ class OutboxRow(Base):
     published_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: the writer (a cluster worker's lease holder) whose relay publishes it; NULL on one box
+    origin: Mapped[str | None] = mapped_column(String(140))
 
     __table_args__ = (
         Index(
