@@ -185,3 +185,24 @@ def test_counts_over_time_per_zone(store: Store) -> None:
     assert [(b.zone, b.max, b.samples) for b in whole] == [(None, 10, 45), (None, 10, 45)]
     both = events.counts_over_time("cam1", T0, T0 + timedelta(seconds=60), bucket_s=60)
     assert sorted((b.zone or "", b.samples) for b in both) == [("", 30), ("door", 60)]
+
+
+def test_workers_starting_together_migrate_a_new_database_once(fresh_pg_url: str) -> None:
+    """A cluster's workers open the new shared database at the same moment: each waits for the migration lock
+    instead of racing to create the same tables (which failed with a duplicate pg_type key)."""
+    import threading
+
+    errors: list[Exception] = []
+
+    def open_it() -> None:
+        try:
+            open_store(fresh_pg_url).close()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

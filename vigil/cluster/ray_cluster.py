@@ -54,8 +54,16 @@ class WorkerActorBody:
         self.ray_node = ray.get_runtime_context().get_node_id()
         self.usage = ProcessUsage()
         self.worker = CameraWorker(config, cameras, f"g{group}-{self.ray_node[:8]}", standby)
-        self.thread = threading.Thread(target=self.worker.run, name="vigil-worker", daemon=True)
+        self.thread = threading.Thread(target=self._run, name="vigil-worker", daemon=True)
         self.thread.start()
+
+    def _run(self) -> None:
+        """The worker; if it fails (its error is logged), the actor's process ends, and Ray starts it again."""
+        try:
+            self.worker.run()
+        except Exception:
+            logging.getLogger(__name__).exception("worker %s failed; its actor restarts", self.worker.node_id)
+            os._exit(1)
 
     def status(self) -> dict[str, Any]:
         """Who and where it is, its cameras, what it analyses now, and its load (``NodeStatus`` fields)."""

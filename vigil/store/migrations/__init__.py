@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from vigil.store.db import make_engine, resolve_database_url
 
@@ -45,9 +45,16 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return config
 
 
+#: PostgreSQL advisory lock taken around a migration: processes starting together on a new database (the workers
+#: of a cluster) migrate it one after the other, instead of racing to create the same tables
+MIGRATION_LOCK = 0x76_69_67_69_6C  # "vigil"
+
+
 def _run(engine: Engine, action: str, target: str) -> None:
     config = alembic_config(engine)
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = conn
         getattr(command, action)(config, target)
 
