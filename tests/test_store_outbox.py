@@ -270,3 +270,26 @@ def test_cluster_relays_publish_their_own_rows_then_a_dead_writers(store: Store)
     asyncio.run(relays["a"].publish_pending())  # ... until they are orphans, then any relay takes them
     assert relays["a"].bus.ids[3:] == ["dead-0", "dead-1", "dead-2"]
     assert relays["a"].pending() == 0
+
+
+def test_a_batching_sink_writes_a_whole_step_in_one_transaction_each(store: Store) -> None:
+    """A node's step over many cameras: with ``batching`` (what ``Services.attach`` sets), nothing is written per
+    camera; ``flush`` at the step's end writes every camera's events in one transaction and counts in another."""
+    from sqlalchemy import event as sa_event
+
+    writer = EventWriter(EventStore(store))
+    sink = StoreSink(EventStore(store), writer, snapshots=None)
+    sink.batching = True
+    commits: list[int] = []
+    sa_event.listen(store.engine, "commit", lambda _conn: commits.append(1))
+    for i in range(12):  # twelve cameras, one frame each
+        sink(SimpleNamespace(  # type: ignore[arg-type]
+            camera=SimpleNamespace(id=f"cam{i}"), frame=None, update=SimpleNamespace(active=[], ended=[]),
+            output=SimpleNamespace(events=make_events(2, start=2 * i),
+                                   counts=[CountSample(f"cam{i}", T0, None, "person", i)])))
+    assert commits == []
+    assert outbox_order(store) == []
+    commits.clear()  # that query's own session
+    sink.flush()
+    assert len(commits) == 2  # events with their outbox rows, then the counts
+    assert len(outbox_order(store)) == 24

@@ -145,6 +145,8 @@ class Services:
         """Feed the node's results and camera events to the store, and its live counts to MQTT (if any); let its
         status report each camera's recording state."""
         node.on_result.append(self.sink)
+        self.sink.batching = True  # one transaction per step for all cameras' events and counts
+        node.on_step_end.append(self.sink.flush)
         node.recording_status.update({camera_id: r.status for camera_id, r in self.recorders.items()})
         node.on_camera_event.append(self.sink.camera_event)
         if self.mqtt is not None:

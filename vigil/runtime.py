@@ -152,6 +152,8 @@ class Node:
     detector: Detector
     on_result: list[ResultHook] = field(default_factory=list)
     on_camera_event: list[EventHook] = field(default_factory=list)
+    #: called after each step's results went to ``on_result`` (and after the final flush): batched writes
+    on_step_end: list[Callable[[], None]] = field(default_factory=list)
     motion_gate: bool = True
     enrichers: EnricherFactory | None = None  # builds each camera's enrichers (faces, plates)
     queue_size: int | None = None  # overrides every camera's ``queue`` (benchmarks)
@@ -232,6 +234,7 @@ class Node:
                 for camera_id in list(self._to_finish):
                     self._to_finish.discard(camera_id)
                     self._finish_camera(self.pipelines[camera_id])
+                    self._step_end()
                 batch = self._take_batch()
                 if batch:
                     self.step(batch)
@@ -276,7 +279,15 @@ class Node:
             self._publish(result)
             pipeline.stats.busy_s += time.perf_counter() - started
             results.append(result)
+        self._step_end()
         return results
+
+    def _step_end(self) -> None:
+        for hook in self.on_step_end:
+            try:
+                hook()
+            except Exception:  # like a failing result hook: logged, the cameras go on
+                log.exception("step hook %s failed", getattr(hook, "__name__", hook))
 
     def _publish(self, result: FrameResult) -> None:
         for hook in self.on_result:
@@ -289,6 +300,7 @@ class Node:
     def _finish(self) -> None:
         for pipeline in self.pipelines.values():
             self._finish_camera(pipeline)
+        self._step_end()
 
     def _finish_camera(self, pipeline: CameraPipeline) -> None:
         at = pipeline.stats.last_at

@@ -9,6 +9,7 @@ kept: they are counted (``counts_lost``, ``tracks_lost``) and logged once per ou
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -18,7 +19,7 @@ from vigil.events.outbox import EventWriter, is_outage
 from vigil.sources.recorder import Recorder
 from vigil.store.events import EventStore, summarise_track
 from vigil.store.snapshots import SnapshotStore
-from vigil.types import Event, TrackState
+from vigil.types import CountSample, Event, TrackState
 
 if TYPE_CHECKING:  # the runtime imports this module
     from vigil.runtime import FrameResult
@@ -27,7 +28,12 @@ log = logging.getLogger(__name__)
 
 
 class StoreSink:
-    """A ``Node.on_result`` hook writing events, counts and track summaries to the store."""
+    """A ``Node.on_result`` hook writing events, counts and track summaries to the store.
+
+    With ``batching`` (``Services.attach`` sets it, and adds ``flush`` to ``Node.on_step_end``), the events and
+    counts of every camera of one inference step are written in one transaction each at the step's end, rather
+    than two transactions per camera and frame: a worker of many cameras then writes a few transactions per
+    step (at city scale the per-frame transactions were the workers' main cost)."""
 
     def __init__(self, events: EventStore, writer: EventWriter, snapshots: SnapshotStore | None,
                  confirm_hits: int = 3, recorders: Mapping[str, Recorder] | None = None) -> None:
@@ -42,6 +48,10 @@ class StoreSink:
         self.tracks_lost = 0  # track summaries likewise
         self._outage = False
         self._retry_at = 0.0
+        self.batching = False
+        self._pending_events: list[Event] = []
+        self._pending_counts: list[CountSample] = []
+        self._lock = threading.Lock()
 
     def __call__(self, result: FrameResult) -> None:
         camera_id = result.camera.id
@@ -57,10 +67,12 @@ class StoreSink:
                 event.snapshot = self.snapshots.save_event(
                     camera_id, event.id, event.at, result.frame.image,
                     track.box if track else None, f"#{track.track_id} {track.label}" if track else None)
-        if result.output.events:
-            self.writer.write_many(result.output.events)
-        if result.output.counts and not self._stored(self.events.add_counts, result.output.counts):
-            self.counts_lost += len(result.output.counts)
+        if self.batching:
+            with self._lock:
+                self._pending_events += result.output.events
+                self._pending_counts += result.output.counts
+        else:
+            self._write(result.output.events, result.output.counts)
         for track in result.update.ended:
             zones = self._visited.pop((camera_id, track.track_id), set())
             if track.hits < self.confirm_hits and track.state is not TrackState.CONFIRMED:
@@ -73,6 +85,19 @@ class StoreSink:
                 self.tracks_saved += 1
             else:
                 self.tracks_lost += 1
+
+    def flush(self) -> None:
+        """Write the events and counts gathered since the last flush (``batching``)."""
+        with self._lock:
+            events, counts = self._pending_events, self._pending_counts
+            self._pending_events, self._pending_counts = [], []
+        self._write(events, counts)
+
+    def _write(self, events: list[Event], counts: list[CountSample]) -> None:
+        if events:
+            self.writer.write_many(events)
+        if counts and not self._stored(self.events.add_counts, counts):
+            self.counts_lost += len(counts)
 
     def _stored(self, save: Callable[[Any], object], what: object) -> bool:
         """``save(what)``; False (logged once per outage) when the database is unreachable. During an outage

@@ -110,6 +110,7 @@ class FramePath(threading.Thread):
         dt = self.scenes[0].dt
         last = int(self.seconds / dt) - 1  # the last tick due before the end
         sink, sightings = self.services.sink, self.services.sightings
+        sink.batching = True  # as ``Services.attach`` does for a node: one write per tick, flushed below
         tick = 0
         try:
             while tick <= last:
@@ -144,6 +145,7 @@ class FramePath(threading.Thread):
                         except Exception as exc:  # counted: a sighting the store refused
                             self.totals["sightings_failed"] += 1
                             log.error("sighting not stored: %s", exc)
+                sink.flush()  # the tick's events and counts, as a node does at the end of each step
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("frame path %s failed", self.name)
