@@ -164,7 +164,9 @@ async def mjpeg_stream(live: FrameSource, camera_id: str, fps: float,
 class EventBridge:
     """Per-client bus subscriptions made on the services' loop, delivered into the caller's loop."""
 
-    def __init__(self, services: Services, queue_size: int = 256) -> None:
+    def __init__(self, services: Services, queue_size: int = 4096) -> None:
+        """``queue_size``: events a slow client may fall behind by before it loses the oldest (a city's
+        supervisor stream carries ≈ 1,700 events/s at 1,000 busy cameras: 256 overflowed in a pause of 0.2 s)."""
         self.services = services
         self.queue_size = queue_size
         self.dropped = 0
