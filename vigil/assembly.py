@@ -90,6 +90,7 @@ class Services:
     sinks: list[Sink] = field(default_factory=list)  # started by ``start``, each with ``backlog()`` and ``dropped``
     mqtt: MqttSink | None = None  # the configured MQTT sink, once started
     recovery: RecoveryReport | None = None  # what ``start`` did with segments an unclean stop left unindexed
+    parts: frozenset[str] = ROLE_PARTS["all"]  # what ``start`` ran, by role
 
     @property
     def stopping(self) -> asyncio.Event:
@@ -111,7 +112,7 @@ class Services:
         - ``retention``: apply it every ``retention.interval_s`` (one box only, see ROLE_PARTS);
         - ``sinks`` (the command-centre side): the configured MQTT and webhook sinks and, when asked, a
           JSON-lines sink."""
-        parts = ROLE_PARTS[role]
+        parts = self.parts = ROLE_PARTS[role]
         if "recorders" in parts:
             self.recovery = recover_segments(self.recordings, {c.id: c.recording for c in self.config.cameras})
         self.run_loop()
@@ -208,13 +209,15 @@ class Services:
         return self.spawn(coroutine).result(timeout)
 
     def close(self) -> None:
-        """Close recordings, write what is buffered, publish the whole outbox, then stop the loop and database."""
+        """Close recordings, write what is buffered, publish the outbox (the roles that relay it), then stop the
+        loop and database."""
         for recorder in self.recorders.values():
             recorder.close()
         self.writer.flush()
         if self._thread is not None:
-            with contextlib.suppress(Exception):
-                self.call(self.relay.publish_pending(), timeout=30)
+            if "recorders" in self.parts:  # a command centre relays nothing: the workers' rows are theirs
+                with contextlib.suppress(Exception):
+                    self.call(self.relay.publish_pending(), timeout=30)
             with contextlib.suppress(Exception):
                 self.call(asyncio.sleep(0.2))  # let subscribers drain what was just published
             with contextlib.suppress(Exception):

@@ -152,14 +152,14 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-@pytest.fixture
-def page_as(browser: Any, centre: CommandCentre) -> Iterator[Callable[..., Any]]:
-    """``page_as("operator")``: a fresh browser context signed in through the login form, on ``/map``.
-    Any uncaught JavaScript error on its pages fails the test."""
+@contextlib.contextmanager
+def page_opener(browser: Any, base_url: str) -> Iterator[Callable[..., Any]]:
+    """``open_page("operator")``: a fresh browser context on ``base_url``, signed in through the login form (on
+    ``/map``). Any uncaught JavaScript error or CSP refusal on its pages fails the test at the end."""
     contexts, pages = [], []
 
     def open_page(username: str, sign_in: bool = True) -> Any:
-        context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=centre.url)
+        context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=base_url)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(30_000)  # the machine is shared: allow for load
@@ -176,6 +176,13 @@ def page_as(browser: Any, centre: CommandCentre) -> Iterator[Callable[..., Any]]
     for context in contexts:
         context.close()
     assert not errors, f"JavaScript errors: {errors}"
+
+
+@pytest.fixture
+def page_as(browser: Any, centre: CommandCentre) -> Iterator[Callable[..., Any]]:
+    """``page_as("operator")``: a signed-in page on the demo command centre (``page_opener``)."""
+    with page_opener(browser, centre.url) as open_page:
+        yield open_page
 
 
 def _note_policy_violation(page: Any, message: Any) -> None:

@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.browser.conftest import CHROMIUM, _note_policy_violation, login, wait_until
+from tests.browser.conftest import CHROMIUM, PASSWORD, page_opener, wait_until
 from tests.support import governance_with_users
 from tests.test_api_city import city_cameras
 
 pytestmark = pytest.mark.browser
-PASSWORD = "correct-horse-battery"
 FAILED = [f"cam-{i:04d}" for i in range(10, 50)]  # on the node, sources missing (none of them disabled)
 ALERTS = {"cam-0003": 3, "cam-0512": 1}  # open alerts
 USERS = (("operator", "operator", ["*"]), ("admin", "admin", ["*"]))
@@ -74,27 +73,10 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture
-def city_page(browser: Any, city: dict[str, Any]) -> Iterator[Callable[[str], Any]]:
-    """``city_page("operator")``: signed in on /map; JavaScript errors and CSP refusals fail the test."""
-    contexts, pages = [], []
-
-    def open_page(username: str) -> Any:
-        context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=city["url"])
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        page.js_errors = []
-        page.on("pageerror", lambda error: page.js_errors.append(str(error)))
-        page.on("console", lambda message: _note_policy_violation(page, message))
-        pages.append(page)
-        login(page, username, PASSWORD)
-        return page
-
-    yield open_page
-    errors = [error for page in pages for error in page.js_errors]
-    for context in contexts:
-        context.close()
-    assert not errors, f"JavaScript errors: {errors}"
+def city_page(browser: Any, city: dict[str, Any]) -> Iterator[Callable[..., Any]]:
+    """``city_page("operator")``: signed in on /map of the 1,000-camera city (``page_opener``)."""
+    with page_opener(browser, city["url"]) as open_page:
+        yield open_page
 
 
 def sums(page: Any) -> dict[str, int]:

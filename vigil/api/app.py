@@ -80,7 +80,7 @@ def create_app(config: Config, services: Services, node: Node | None = None, *, 
     users = users or services.governance.users
     audit = audit or users.audit
     authorisations = authorisations or services.governance.authorisations
-    live_state = live_state or NodeLiveState(node, live or LiveFrames())
+    live_state = live_state or NodeLiveState(node, live or LiveFrames(), config.cluster.node_id)
     state = ApiState(
         config=config, services=services, users=users, audit=AuditTrail(audit),
         authorisations=authorisations, config_path=Path(config_path) if config_path else None, live=live_state,
