@@ -60,7 +60,8 @@ def test_two_ray_nodes_run_two_cameras_and_a_lost_node_moves_its_camera(tmp_path
         first = wait_for("both cameras online", lambda: (c := cameras_by_id(sup))
                          and all(x["state"] == "online" and x.get("node") for x in c.values()) and c, roles=[api])
         assert first["cam-1"]["node"] != first["cam-2"]["node"]  # one worker per node (SPREAD, 1 CPU each)
-        groups = city.poll()
+        groups = wait_for("every worker actor answering", lambda: _answering(city.poll()),
+                          roles=[api])  # an actor busy starting may miss one poll's 2 s
         assert {g.status["ray_node"] for g in groups} == {n.node_id for n in nodes}
 
         status = subprocess.run([sys.executable, "-m", "vigil", "cluster", "status", "-c", str(path), "--address",
@@ -71,10 +72,12 @@ def test_two_ray_nodes_run_two_cameras_and_a_lost_node_moves_its_camera(tmp_path
         assert {lease["camera"] for lease in report["leases"]} == {"cam-1", "cam-2"}
 
         received: list[dict] = []
-        connected = time.time()
-        reader = threading.Thread(target=_collect, args=(base, sup.headers["Authorization"], received, 18.0),
+        live = threading.Event()
+        reader = threading.Thread(target=_collect, args=(base, sup.headers["Authorization"], received, 18.0, live),
                                   daemon=True)
         reader.start()
+        assert live.wait(15), "the SSE stream did not connect"
+        connected = time.time()  # events from a second after this must all be pushed
         time.sleep(3)
 
         victim = next(g for g in groups if "cam-1" in g.status["analysing"])
@@ -103,3 +106,7 @@ def test_two_ray_nodes_run_two_cameras_and_a_lost_node_moves_its_camera(tmp_path
         cluster.shutdown()
         api.stop()
         services.store.close()
+
+
+def _answering(groups: list) -> list | None:  # type: ignore[type-arg]
+    return groups if all(g.status for g in groups) else None

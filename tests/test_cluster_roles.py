@@ -227,11 +227,16 @@ def _mjpeg_parts(base: str, authorization: str, camera: str, seconds: float) -> 
     return parts
 
 
-def _collect(base: str, authorization: str, into: list[dict], seconds: float) -> None:
+def _collect(base: str, authorization: str, into: list[dict], seconds: float,
+             connected: threading.Event | None = None) -> None:
+    """Events of the SSE stream for ``seconds``; ``connected`` is set once the server says the stream is live."""
     deadline = time.monotonic() + seconds
     try:
         for event in event_stream(base, {"Authorization": authorization}, timeout=seconds):
-            if event is not None:
+            if event is None:
+                if connected is not None:
+                    connected.set()
+            else:
                 into.append(event)
             if time.monotonic() > deadline:
                 return

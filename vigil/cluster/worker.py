@@ -90,11 +90,12 @@ class CameraWorker:
             raise
 
     def _run(self, on_ready: Callable[[CameraWorker], None] | None) -> None:
-        services = self.services = open_services(self.config, role="worker").start(role="worker")
+        services = self.services = open_services(self.config, role="worker")
         inference = None
         try:
             leases = self.leases = CameraLeases(services.store, self.node_id, self.config.cluster.lease_ttl_s)
-            fence_writes(services, leases)
+            fence_writes(services, leases)  # before the relay starts: it publishes only this worker's rows
+            services.start(role="worker")
             node = self.node = Node(self.config, create_detector(self.config.detector),
                                     packet_hooks=services.packet_hooks(), enrichers=services.enrichers())
             services.attach(node)

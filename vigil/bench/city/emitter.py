@@ -183,14 +183,15 @@ def _run(plan: WorkerPlan, status: Any, go: Any, start_at: Any) -> None:
     config.data_dir = Path(plan.data_dir)
     config = worker_config(config, plan.cameras)
     cluster = config.cluster
-    services = open_services(config, role="worker").start(role="worker")
+    services = open_services(config, role="worker")
     stop_keeping = threading.Event()
     try:
         leases = CameraLeases(services.store, plan.node_id, cluster.lease_ttl_s)
+        fence_writes(services, leases)  # before the relay starts, as ``CameraWorker`` does
+        services.start(role="worker")
         refused = [c for c in plan.cameras if leases.acquire(c) is None]
         if refused:
             raise RuntimeError(f"{len(refused)} camera leases held by another worker, e.g. {refused[0]}")
-        fence_writes(services, leases)
         lost: list[str] = []
         keeper = threading.Thread(target=_keep_leases, daemon=True,
                                   args=(leases, plan.cameras, cluster.lease_ttl_s / 3, stop_keeping, lost))
