@@ -137,8 +137,6 @@ class Services:
     def _sink_group(self, route: SinkRoute) -> str | None:
         """On NATS, a consumer name shared by every command centre's copy of this sink (same config, same name),
         so that two of them behind a load balancer deliver each event once."""
-        if not isinstance(self.bus, NatsBus):
-            return None
         stats = route.sink.stats()
         return "sink-" + hashlib.sha256(f"{stats['name']}|{route.kinds}|{route.cameras}".encode()).hexdigest()[:16]
 

@@ -63,10 +63,9 @@ class CameraWorker:
                               "centre sees its events and live state")
         own = worker_config(config, cameras)
         self.cameras = [c.id for c in own.cameras]  # its own group, taken first
-        self.standby = [c for c in worker_config(config, standby or None).cameras
-                        if c.id not in self.cameras] if standby else []
-        self.config = own.model_copy(update={"cameras": own.cameras + self.standby})
-        self.standby_ids = [c.id for c in self.standby]
+        extra = [c for c in worker_config(config, standby).cameras if c.id not in self.cameras] if standby else []
+        self.config = own.model_copy(update={"cameras": own.cameras + extra})
+        self.standby_ids = [c.id for c in extra]
         self.node_id = node_id or config.cluster.node_id or default_node_id()
         self._stop = threading.Event()
         self._standby_from = 0.0

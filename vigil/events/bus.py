@@ -42,8 +42,10 @@ class Bus(Protocol):
         """Hand the event to the bus; returns once the bus accepted it, raises if it did not."""
         ...
 
-    def subscribe(self, kinds: Iterable[str] | None = None, cameras: Iterable[str] | None = None) -> Subscription:
-        """Events published from now on whose kind and camera are in the given sets (None: all)."""
+    def subscribe(self, kinds: Iterable[str] | None = None, cameras: Iterable[str] | None = None,
+                  group: str | None = None) -> Subscription:
+        """Events published from now on whose kind and camera are in the given sets (None: all). Subscribers of
+        several processes with one ``group`` share its events, each going to one of them."""
         ...
 
     async def close(self) -> None: ...
@@ -126,8 +128,10 @@ class InProcessBus:
             sub.offer(event)
 
     def subscribe(
-        self, kinds: Iterable[str] | None = None, cameras: Iterable[str] | None = None, queue_size: int | None = None
+        self, kinds: Iterable[str] | None = None, cameras: Iterable[str] | None = None, group: str | None = None,
+        queue_size: int | None = None,
     ) -> QueueSubscription:
+        """``group`` changes nothing here: the in-process bus serves one process."""
         sub = QueueSubscription(EventFilter(kinds, cameras), queue_size or self.queue_size, self._unsubscribe)
         self._subscribers.append(sub)
         return sub

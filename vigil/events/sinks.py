@@ -174,8 +174,7 @@ async def run_sink(
     """Forward events from ``bus`` to ``sink`` through its backlog until cancelled, then close the sink.
 
     ``group`` (NATS only): the name under which every command centre's copy of this sink shares one consumer."""
-    subscription = bus.subscribe(kinds=kinds, cameras=cameras, group=group) if group else \
-        bus.subscribe(kinds=kinds, cameras=cameras)
+    subscription = bus.subscribe(kinds=kinds, cameras=cameras, group=group)
 
     async def fill() -> None:
         async for event in subscription:
