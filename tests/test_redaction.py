@@ -145,10 +145,12 @@ def test_only_the_subjects_face_remains_detectable(scene, export, data_dir):
 
 def test_the_original_recording_shows_both_faces_and_the_plate(scene):
     """The test has teeth: without redaction both faces are found and the plate is read."""
-    root, _, _, tools, _ = scene
+    root, _, _, tools, truth = scene
     with av.open(str(root / "scene.mp4")) as container:
         image = next(container.decode(video=0)).to_ndarray(format="bgr24")
-    assert len(tools.faces.detect(image)) == 2
+    faces = tools.faces.detect(image)  # both photos' faces (and the PETS09 walkers' few-pixel heads)
+    for sprite in truth[0]:
+        assert sum(centre_inside(tuple(f.box), sprite, 0.0) for f in faces) == 1, (sprite, faces)
     reads = tools.plates.read(image)
     assert any(r.text.replace(" ", "") in ("M5XSX", "M5X5X") for r in reads), reads
 

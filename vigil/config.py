@@ -25,6 +25,8 @@ DETECTOR_MODELS: tuple[str, ...] = get_args(DetectorModel)
 VEHICLE_CLASSES = ("bicycle", "car", "motorcycle", "bus", "truck")
 
 Point = tuple[float, float]
+#: how a crowd rule counts people: tracks, the density map, or the better of the two (analytics/crowd_count.py)
+CrowdMethod = Literal["detections", "density", "auto"]
 
 
 class Strict(BaseModel):
@@ -77,6 +79,7 @@ class ZoneConfig(Strict):
     name: str
     polygon: Polygon
     classes: list[str] = Field(default_factory=list)  # empty: every class
+    crowd_method: CrowdMethod | None = None  # None: the camera's ``rules.crowd.method``
 
 
 class LineConfig(Strict):
@@ -100,6 +103,9 @@ class CrowdRule(Strict):
     dispersal_delta: int = Field(8, ge=1)  # fall within window_s that raises crowd_dispersal
     window_s: float = Field(5.0, gt=0)
     cooldown_s: float = Field(30.0, ge=0)
+    method: CrowdMethod = "detections"
+    interval_s: float = Field(10.0, ge=0.5, le=3600)  # between two density maps of the camera
+    max_side: int = Field(1024, ge=64, le=4096)  # frames are scaled down to this for the density map
 
 
 class RunningRule(Strict):
@@ -116,6 +122,15 @@ class StoppedRule(Strict):
     zones: list[str] = Field(default_factory=list)
 
 
+class ForbiddenClassRule(Strict):
+    """``forbidden_class``: a track of ``classes`` in one of ``zones`` (empty: any zone) for ``min_duration_s``."""
+
+    classes: list[str] = Field(default_factory=lambda: list(VEHICLE_CLASSES), min_length=1)
+    zones: list[str] = Field(default_factory=list)
+    min_duration_s: float = Field(1.0, ge=0)
+    cooldown_s: float = Field(10.0, ge=0)  # per zone: another track there this soon is taken for the same object
+
+
 class RulesConfig(Strict):
     zone_events: bool = True  # zone_enter / zone_exit
     line_events: bool = True  # line_cross
@@ -123,6 +138,7 @@ class RulesConfig(Strict):
     crowd: CrowdRule | None = None
     running: RunningRule | None = None
     stopped: StoppedRule | None = None
+    forbidden_class: ForbiddenClassRule | None = None
 
 
 class RecordingConfig(Strict):
@@ -144,6 +160,12 @@ class FaceRecognitionConfig(Strict):
     min_quality: float = Field(0.3, ge=0, le=1)
     max_shots_per_track: int = Field(3, ge=1, le=20)
     store_sightings: bool = False  # keep embeddings of unmatched faces for retrospective search
+    #: face detector of the live enricher, enrolment and probes (measured: `vigil bench faces`); redaction always
+    #: uses the stronger one (CenterFace at its redaction settings) whatever is chosen here
+    detector: Literal["centerface", "blazeface"] = "centerface"
+    #: a second pass on the image enlarged so (1 = off) finds faces too small for one pass; its long side ≤ max_side
+    detector_upscale: float = Field(2.0, ge=1, le=4)
+    detector_max_side: int = Field(1536, ge=256, le=8192)
 
 
 class PlateRecognitionConfig(Strict):

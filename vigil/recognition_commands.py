@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from vigil.store.db import Store
     from vigil.store.lists import ListStore
     from vigil.store.search import SearchPage, SearchQuery
-    from vigil.vision.face_detect import FaceDetector
+    from vigil.vision.face_detect import FaceFinder
     from vigil.vision.face_embed import FaceEmbedder
 
 lists_app = typer.Typer(help="Face watchlists and plate hotlists.", no_args_is_help=True)
@@ -92,10 +92,10 @@ def _lists(config_path: Path, by: str | None = None) -> Iterator[tuple[ListStore
         yield ListStore(store, config.data_dir), _auditor(config, store, by)
 
 
-def _face_models() -> tuple[FaceDetector, FaceEmbedder]:
+def _face_models(config: Config) -> tuple[FaceFinder, FaceEmbedder]:
     from vigil.vision.enrichers import RecognitionModels
 
-    models = RecognitionModels()
+    models = RecognitionModels(config.recognition.plates.region, config.recognition.faces)
     return models.face_detector(), models.face_embedder()
 
 
@@ -172,7 +172,7 @@ def enrol_face(watchlist: str, name: str, images: list[Path] = typer.Argument(..
                by: str | None = ByOpt) -> None:
     """Enrol a person on a watchlist from photos (each: one sharp face, big enough)."""
     expires_at = _time("--expires", expires)
-    detector, embedder = _face_models()
+    detector, embedder = _face_models(load_config(config_path))
     with _lists(config_path, by) as (lists, audit):
         entry = lists.enrol_face(watchlist, name, images, detector, embedder,
                                  reason=reason, authority=authority, created_by=_user(by), expires_at=expires_at)
@@ -275,7 +275,7 @@ def search_face(image: Path, config_path: Path = ConfigOption,
 
     config = load_config(config_path)
     begin, finish = _time("--from", start), _time("--to", end)
-    detector, embedder = _face_models()
+    detector, embedder = _face_models(config)
     vector = embed_probe(image, detector, embedder)
     query = SearchQuery(start=begin, end=finish, cameras=camera or None, face_vector=vector,
                         face_threshold=config.recognition.faces.threshold if threshold is None else threshold,

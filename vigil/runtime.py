@@ -26,6 +26,7 @@ from vigil.config import CameraConfig, Config, TrackerConfig
 from vigil.sources.motion import MotionGate
 from vigil.sources.reader import ReaderState, StreamReader
 from vigil.types import Event, Frame, Track
+from vigil.vision.density import DensityCounter, DensityWorker
 from vigil.vision.detector import Detector
 from vigil.vision.tracker import TrackUpdate, create_tracker
 
@@ -161,6 +162,9 @@ class Node:
     packet_hooks: dict[str, Callable] = field(default_factory=dict)  # camera id → recorder.on_packet
     #: camera id → its recorder's ``status()`` ("recording", "paused (disk full)"); cameras not in it: "off"
     recording_status: dict[str, Callable[[], str]] = field(default_factory=dict)
+    #: compute due density maps inside the step instead of in the background (benchmarks replaying files
+    #: faster than real time, so that every due map is made)
+    density_inline: bool = False
 
     def __post_init__(self) -> None:
         self._wakeup = threading.Event()
@@ -172,6 +176,7 @@ class Node:
         self.readers = {c.id: self._reader(c) for c in cameras}
         self._suspended: set[str] = set()  # cameras whose reader was stopped by ``suspend``
         self._to_finish: set[str] = set()  # suspended cameras whose tracks the worker has yet to end
+        self.density = self._density_worker()
         self.inference_s = 0.0
         self.batches = 0
         #: detector calls per ``INFERENCE_BUCKETS_S`` bucket (not cumulative; the last one is above every bound)
@@ -183,6 +188,12 @@ class Node:
         return StreamReader(camera, on_event=self._camera_event, on_packet=self.packet_hooks.get(camera.id),
                             queue_size=self.queue_size or camera.queue, wakeup=self._wakeup,
                             start_time=self.start_time)
+
+    def _density_worker(self) -> DensityWorker | None:
+        """The density-map thread, when a camera's crowd rule counts by density (``method: density | auto``)."""
+        if not any(p.rules.counter.uses_density for p in self.pipelines.values()):
+            return None
+        return DensityWorker(DensityCounter(threads=1))
 
     def start(self, cameras: Iterable[str] | None = None) -> Node:
         """Start reading every camera, or only ``cameras`` (a cluster worker starts those it holds a lease on;
@@ -246,6 +257,8 @@ class Node:
         finally:
             for reader in self.readers.values():
                 reader.stop(timeout=2.0)
+            if self.density is not None:
+                self.density.stop()
             self._finish()
 
     # -- the frame path ----------------------------------------------------------------------------------
@@ -261,7 +274,10 @@ class Node:
         return batch
 
     def step(self, batch: list[tuple[CameraPipeline, Frame]]) -> list[FrameResult]:
-        """Detect (batched across cameras, motion-gated), then track and apply rules per camera."""
+        """Detect (batched across cameras, motion-gated), then track and apply rules per camera. A due density map
+        is offered first, so that it runs beside the detector (or, inline, counts this very frame)."""
+        if self.density is not None:
+            self._offer_density(batch)
         wanted = [i for i, (pipeline, frame) in enumerate(batch) if pipeline.needs_detection(frame)]
         detections: dict[int, sv.Detections] = {}
         if wanted:
@@ -281,6 +297,27 @@ class Node:
             results.append(result)
         self._step_end()
         return results
+
+    def _offer_density(self, batch: list[tuple[CameraPipeline, Frame]]) -> None:
+        """Give the density thread the frame of the camera whose map is most overdue, if it is idle."""
+        due = []
+        for pipeline, frame in batch:
+            counter, rule = pipeline.rules.counter, pipeline.camera.rules.crowd
+            if rule is None or not counter.uses_density:
+                continue
+            last = counter.requested_at
+            if last is None or (frame.captured_at - last).total_seconds() >= rule.interval_s:
+                due.append((last or datetime.min, pipeline, frame, rule.max_side))
+        for _last, pipeline, frame, max_side in sorted(due, key=lambda d: d[0]):
+            counter, at = pipeline.rules.counter, frame.captured_at
+            if self.density_inline:
+                counter.set_density(self.density.estimate_now(frame.image, max_side), at)
+            elif not self.density.offer(frame.image.copy(), lambda found, c=counter, t=at: c.set_density(found, t),
+                                        max_side):
+                return
+            counter.requested_at = at
+            if not self.density_inline:
+                return
 
     def _step_end(self) -> None:
         for hook in self.on_step_end:

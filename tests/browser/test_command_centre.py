@@ -250,6 +250,9 @@ def test_dashboards_draw_counts_lines_and_heatmap(page_as, centre, shot) -> None
     page.wait_for_selector("#lines-table [data-line='west-path'][data-direction='in']")
     wait_until(page, "document.querySelector('#heatmap').naturalWidth > 0")
     shot(page, "dashboards")
+    page.select_option("#d-heat", "density")  # this camera's crowd rule counts by detections: no density map
+    wait_until(page, "document.querySelector('#heat-note').textContent.includes('No crowd density map')")
+    assert "source=density" in page.get_attribute("#heatmap", "src")
     assert not page.js_errors
 
 

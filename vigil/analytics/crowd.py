@@ -66,11 +66,14 @@ class CrowdMonitor:
         self._baseline_since: dict[tuple[Scope, str], datetime] = {}
         self._started: dict[Scope, datetime] = {}
 
-    def update(self, people: Mapping[Scope, int], at: datetime) -> list[Event]:
-        """``people``: count of people per scope at capture time ``at``."""
+    def update(self, people: Mapping[Scope, int], at: datetime,
+               methods: Mapping[Scope, str] | None = None) -> list[Event]:
+        """``people``: count of people per scope at capture time ``at``; ``methods``: how each was counted
+        (``detections`` or ``density``, in the events' payload; detections when not given)."""
         events = []
         window = timedelta(seconds=self.rule.window_s)
         for scope, count in people.items():
+            method = (methods or {}).get(scope, "detections")
             history = self._history.setdefault(scope, deque())
             history.append((at, count))
             while history and at - history[0][0] > window:
@@ -81,15 +84,15 @@ class CrowdMonitor:
                     self._baseline_since[(scope, kind)] = at + window
             if count >= self.rule.threshold and self._ready(scope, "crowd_threshold", at):
                 events.append(self._fire(scope, "crowd_threshold", at, "warning",
-                                         {"count": count, "threshold": self.rule.threshold}))
+                                         {"count": count, "threshold": self.rule.threshold}, method))
             surge_base = min(self._since(scope, "crowd_surge", history), default=count)
             if count - surge_base >= self.rule.surge_delta and self._ready(scope, "crowd_surge", at):
                 events.append(self._fire(scope, "crowd_surge", at, "critical",
-                                         {"count": count, "from": surge_base, "window_s": self.rule.window_s}))
+                                         {"count": count, "from": surge_base, "window_s": self.rule.window_s}, method))
             dispersal_base = max(self._since(scope, "crowd_dispersal", history), default=count)
             if dispersal_base - count >= self.rule.dispersal_delta and self._ready(scope, "crowd_dispersal", at):
-                events.append(self._fire(scope, "crowd_dispersal", at, "critical",
-                                         {"count": count, "from": dispersal_base, "window_s": self.rule.window_s}))
+                payload = {"count": count, "from": dispersal_base, "window_s": self.rule.window_s}
+                events.append(self._fire(scope, "crowd_dispersal", at, "critical", payload, method))
         return events
 
     def _since(self, scope: Scope, kind: str, history: deque[tuple[datetime, int]]) -> list[int]:
@@ -100,8 +103,8 @@ class CrowdMonitor:
         last = self._last_fired.get((scope, kind))
         return last is None or (at - last).total_seconds() >= self.rule.cooldown_s
 
-    def _fire(self, scope: Scope, kind: str, at: datetime, severity: str, payload: dict) -> Event:
+    def _fire(self, scope: Scope, kind: str, at: datetime, severity: str, payload: dict, method: str) -> Event:
         self._last_fired[(scope, kind)] = at
         self._baseline_since[(scope, kind)] = at
         return Event(kind=kind, camera_id=self.camera_id, at=at, severity=severity, label=PERSON, zone=scope,
-                     payload=payload)
+                     payload={**payload, "method": method})

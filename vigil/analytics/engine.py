@@ -5,7 +5,7 @@ Which tracks the rules see:
 - ``NEW`` tracks are ignored (flicker); a track is considered from the first frame it is ``CONFIRMED``;
 - a ``LOST`` track that was confirmed keeps its last position: it stays in its zones and keeps dwelling
   (a person hidden behind another is still loitering) until the tracker ends it, but it counts as present
-  (people counts, crowd rules, heatmap, running and stopped rules) only for ``PRESENT_WHILE_LOST_S``;
+  (people counts, crowd rules, heatmap, running, stopped and forbidden-class rules) only for ``PRESENT_WHILE_LOST_S``;
   a ``LOST`` track never confirmed is ignored;
 - a track in ``ended``, or one the engine knew that no longer appears in ``active``, is dropped from
   every rule's state (``zone_exit`` with reason ``track_ended`` for zones it was in).
@@ -19,8 +19,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
+
 from vigil.analytics.behaviour import RunningDetector, StoppedDetector
 from vigil.analytics.crowd import PERSON, CountSampler, CrowdMonitor
+from vigil.analytics.crowd_count import CrowdCounter
+from vigil.analytics.forbidden import ForbiddenClassDetector
 from vigil.analytics.geometry import GroundMapper
 from vigil.analytics.heatmap import DensityHeatmap
 from vigil.analytics.lines import LineMonitor
@@ -58,6 +62,9 @@ class RuleEngine:
         self.crowd = CrowdMonitor(camera.id, rules.crowd) if rules.crowd else None
         self.running = RunningDetector(camera.id, rules.running, self.mapper) if rules.running else None
         self.stopped = StoppedDetector(camera.id, rules.stopped, self.zones) if rules.stopped else None
+        self.forbidden = (ForbiddenClassDetector(camera.id, rules.forbidden_class, self.zones)
+                          if rules.forbidden_class else None)
+        self.counter = CrowdCounter(camera)  # people per scope by each scope's crowd method
         self.sampler = CountSampler(camera.id)
         self._known: dict[int, Track] = {}  # confirmed tracks currently held, by id
         self._absent: set[int] = set()  # held tracks lost too long to count as present
@@ -79,20 +86,27 @@ class RuleEngine:
         out.events += self.lines.update(considered, at)
         if self.loitering is not None:
             out.events += self.loitering.update(considered, at)
-        for detector in (self.running, self.stopped):
+        for detector in (self.running, self.stopped, self.forbidden):
             if detector is not None:
                 out.events += detector.update(present, at)
         for track in gone:
             out.events += self.zones.drop(track, at)
             self.lines.drop(track)
-            for detector in (self.loitering, self.running, self.stopped):
+            for detector in (self.loitering, self.running, self.stopped, self.forbidden):
                 if detector is not None:
                     detector.drop(track)
 
         counts = self.current_counts()
+        people_scopes = [None, *(z.name for z in self.camera.zones if self.zones.accepts(z, PERSON))]
+        heights = [t.box[3] - t.box[1] for t in present if t.label == PERSON] if self.counter.uses_density else []
+        people = self.counter.people({s: counts.get(s, {}).get(PERSON, 0) for s in people_scopes},
+                                     float(np.median(heights)) if heights else None)
+        for scope, crowd in people.items():  # a density count stands for the people of its scope everywhere
+            if crowd.method == "density":
+                counts.setdefault(scope, {})[PERSON] = round(crowd.count)
         if self.crowd is not None:
-            people_scopes = [None, *(z.name for z in self.camera.zones if self.zones.accepts(z, PERSON))]
-            out.events += self.crowd.update({s: counts.get(s, {}).get(PERSON, 0) for s in people_scopes}, at)
+            out.events += self.crowd.update({s: round(c.count) for s, c in people.items()}, at,
+                                            {s: c.method for s, c in people.items()})
         always = {None: {PERSON}} | {z.name: {PERSON} for z in self.camera.zones if self.zones.accepts(z, PERSON)}
         out.counts = self.sampler.sample(counts, at, always)
         out.live_counts = counts
@@ -112,7 +126,7 @@ class RuleEngine:
     def tracked_ids(self) -> set[int]:
         """Every track id any rule holds state for (bounded by live tracks)."""
         ids = set(self._known) | self.zones.tracked_ids() | self.lines.tracked_ids()
-        for detector in (self.loitering, self.running, self.stopped):
+        for detector in (self.loitering, self.running, self.stopped, self.forbidden):
             if detector is not None:
                 ids |= detector.tracked_ids()
         return ids
@@ -126,7 +140,7 @@ class RuleEngine:
 def _check_rule_zones(camera: CameraConfig) -> None:
     """Rules may only name zones the camera defines."""
     names = {z.name for z in camera.zones}
-    for rule_name in ("loitering", "stopped"):
+    for rule_name in ("loitering", "stopped", "forbidden_class"):
         rule = getattr(camera.rules, rule_name)
         for zone in rule.zones if rule is not None else []:
             if zone not in names:

@@ -1,4 +1,4 @@
-"""Density heatmap: where people stood and walked, accumulated on a downscaled grid.
+"""Presence heatmap: where people stood and walked, accumulated on a downscaled grid.
 
 Each call adds one unit per confirmed track of the chosen labels at its ground point, so the map
 weights places by presence time (someone standing still for a minute weighs more than a passer-by).
@@ -54,18 +54,29 @@ class DensityHeatmap:
     def render(self, frame: np.ndarray | None = None, opacity: float = 0.6,
                colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
         """A BGR image of the heat over ``frame`` (or alone), at the heatmap's full size; cold cells stay clear."""
-        heat = cv2.resize(self.normalised(), (self.width, self.height), interpolation=cv2.INTER_LINEAR)
-        coloured = cv2.applyColorMap((heat * 255).astype(np.uint8), colormap)
-        if frame is None:
-            return coloured
-        if frame.shape[:2] != (self.height, self.width):
-            frame = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_AREA)
-        alpha = (np.clip(heat * 4, 0, 1) * opacity)[..., None]  # fade in from zero heat
-        return (frame.astype(np.float32) * (1 - alpha) + coloured.astype(np.float32) * alpha).astype(np.uint8)
+        return overlay(self.normalised(), self.width, self.height, frame, opacity, colormap)
 
     def to_png(self, frame: np.ndarray | None = None, opacity: float = 0.6) -> bytes:
         """``render`` encoded as PNG bytes."""
-        ok, data = cv2.imencode(".png", self.render(frame, opacity))
-        if not ok:
-            raise VigilError("heatmap could not be encoded as PNG")
-        return data.tobytes()
+        return png(self.render(frame, opacity))
+
+
+def overlay(heat: np.ndarray, width: int, height: int, frame: np.ndarray | None = None, opacity: float = 0.6,
+            colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
+    """Heat in 0..1 (any grid size) coloured at ``width×height`` over ``frame`` (or alone); cold places stay clear.
+    Shared by the presence heatmap and the crowd density map."""
+    heat = cv2.resize(heat.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    coloured = cv2.applyColorMap((np.clip(heat, 0, 1) * 255).astype(np.uint8), colormap)
+    if frame is None:
+        return coloured
+    if frame.shape[:2] != (height, width):
+        frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+    alpha = (np.clip(heat * 4, 0, 1) * opacity)[..., None]  # fade in from zero heat
+    return (frame.astype(np.float32) * (1 - alpha) + coloured.astype(np.float32) * alpha).astype(np.uint8)
+
+
+def png(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise VigilError("heatmap could not be encoded as PNG")
+    return data.tobytes()

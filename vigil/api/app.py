@@ -85,7 +85,7 @@ def create_app(config: Config, services: Services, node: Node | None = None, *, 
         config=config, services=services, users=users, audit=AuditTrail(audit),
         authorisations=authorisations, config_path=Path(config_path) if config_path else None, live=live_state,
         bridge=EventBridge(services), recordings=services.recordings, lists=services.lists,
-        recognition=recognition or RecognitionModels(),
+        recognition=recognition or RecognitionModels(config.recognition.plates.region, config.recognition.faces),
         basemap=Path(basemap) if basemap else default_basemap(), throttle=throttle or LoginThrottle())
 
     app = FastAPI(title="Vigil command centre", version="1", openapi_url="/api/openapi.json",

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from vigil.analytics.heatmap import overlay, png
 from vigil.api.live import LiveFrame, LiveFrames
 
 if TYPE_CHECKING:
@@ -85,6 +86,10 @@ class LiveState(Protocol):
     def background_jpeg(self, camera_id: str) -> bytes | None: ...
 
     def heatmap_png(self, camera_id: str) -> bytes | None: ...
+
+    def density_png(self, camera_id: str) -> bytes | None:
+        """The camera's latest crowd density map over its frame (None: it counts no crowd by density)."""
+        ...
 
     def line_counts(self, camera_id: str) -> LineCounts | None: ...
 
@@ -164,6 +169,15 @@ class NodeLiveState:
             return None
         frame = self.frames.latest(camera_id)
         return pipeline.heatmap.to_png(frame.image if frame is not None else None)
+
+    def density_png(self, camera_id: str) -> bytes | None:
+        pipeline = self.node.pipelines.get(camera_id) if self.node is not None else None
+        density = pipeline.rules.counter.latest if pipeline is not None else None
+        if density is None:
+            return None
+        frame = self.frames.latest(camera_id)
+        return png(overlay(density.normalised(), density.width, density.height,
+                           frame.image if frame is not None else None))
 
     def line_counts(self, camera_id: str) -> LineCounts | None:
         pipeline = self.node.pipelines.get(camera_id) if self.node is not None else None

@@ -1,9 +1,16 @@
-"""Face recognition benchmark on ``faces/<person>/*`` (identity = folder) and ``faces/_multi`` group photos.
+"""Face benchmark: recognition on the face set, and face detection at a distance on composites with ground truth.
 
-Protocol: the first photo of each person (sorted by name) is enrolled; the other photos and the named faces
-of group photos are probes (rank-1). Verification rates come from all pairs of faces. False matches:
-each identity in turn is left out of the gallery and its photos are probed against the others, together
-with the unnamed extra faces of group photos, at the default threshold.
+Recognition on ``faces/<person>/*`` (identity = folder) and ``faces/_multi`` group photos, with the pipeline's face
+detector (``create_face_detector()``). Protocol: the first photo of each person (sorted by name) is enrolled; the
+other photos and the named faces of group photos are probes (rank-1). Verification rates come from all pairs of
+faces. False matches: each identity in turn is left out of the gallery and its photos are probed against the
+others, together with the unnamed extra faces of group photos, at the default threshold.
+
+Detection (:func:`run_detection_bench`): every detector variant on the composites of ``face_composites`` (real
+faces pasted into people-free CCTV backgrounds at 8–80 px between the eyes, and frames with no face). Recall per
+eye-distance bucket; recall and precision over faces of ≥ 12 px between the eyes (a detection matched to a
+smaller face counts for neither); false detections per face-free frame; ``min_eye_px``, the lower edge of the
+smallest bucket from which recall stays ≥ 0.9 in every bigger bucket; ms per frame.
 """
 
 from __future__ import annotations
@@ -18,16 +25,29 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from vigil.bench import face_composites as composites_
 from vigil.errors import DataError
 from vigil.paths import data_file
-from vigil.vision.face_detect import Face, FaceDetector
+from vigil.vision.face_detect import Face, FaceDetector, FaceFinder
 from vigil.vision.face_embed import FaceEmbedder
-from vigil.vision.faces import FaceIndex, enrol
+from vigil.vision.faces import DEFAULT_FACE_DETECTOR, FACE_DETECTORS, FaceIndex, create_face_detector, enrol
 from vigil.vision.imageio import load_image
 from vigil.vision.models import model_path
 
 Progress = Callable[[int, int], None]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+SIZE_EDGES = (8, 10, 12, 14, 16, 20, 24, 32, 48)  # eye-distance buckets (px); the last one is 48 and more
+COUNTED_FROM = 12.0  # recall and precision over faces with at least this many pixels between the eyes
+#: the detectors measured: each kind with the pipeline's settings, the redaction detector, and single passes
+VARIANTS: dict[str, Callable[[], FaceFinder]] = {
+    "blazeface": lambda: create_face_detector("blazeface"),
+    "centerface": lambda: create_face_detector("centerface"),
+    "redaction": lambda: create_face_detector(purpose="redaction"),
+    "blazeface_one_pass": lambda: create_face_detector("blazeface", upscale=1.0),
+    "centerface_one_pass": lambda: create_face_detector("centerface", upscale=1.0),
+}
+SHEET_COLOURS = {"truth": (0, 220, 0), "blazeface": (255, 160, 0), "centerface": (0, 0, 255),
+                 "redaction": (255, 0, 255)}
 
 
 @dataclass(slots=True)
@@ -66,8 +86,11 @@ def verification_rates(vectors: np.ndarray, identities: list[str], fars: tuple[f
     return out
 
 
-def run_face_bench(progress: Progress | None = None, annotate_to: Path | None = None) -> dict:
-    """Measure detection + dlib embedding + FAISS identification on the face set; see the module doc."""
+def run_face_bench(progress: Progress | None = None, annotate_to: Path | None = None,
+                   detector_kind: str = DEFAULT_FACE_DETECTOR, sheet_to: Path | None = None,
+                   detection: bool = True) -> dict:
+    """Recognition (detection + dlib embedding + FAISS identification) on the face set with ``detector_kind``,
+    then, with ``detection``, face detection at a distance (:func:`run_detection_bench`); see the module doc."""
     root = data_file("faces")
     people = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))
     photos = {name: sorted(f for f in (root / name).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) for name in people}
@@ -75,7 +98,7 @@ def run_face_bench(progress: Progress | None = None, annotate_to: Path | None = 
         if (root / "_multi").is_dir() else []
     if not people:
         raise DataError(f"no identity folders in {root}")
-    detector = FaceDetector(model_path("blazeface"))
+    detector = create_face_detector(detector_kind)
     embedder = FaceEmbedder(model_path("dlib-face-embedding"), model_path("dlib-landmarks-5"))
     total_steps = sum(len(v) for v in photos.values()) + len(groups)
     step = 0
@@ -144,7 +167,7 @@ def run_face_bench(progress: Progress | None = None, annotate_to: Path | None = 
     all_vectors = np.asarray([*gallery.values(), *(p.vector for p in known)])
     all_ids = [*gallery, *(p.identity for p in known)]
     report = {
-        "identities": len(people), "enrolled_photos": len(gallery), "probes": len(known),
+        "detector": detector_kind, "identities": len(people), "enrolled_photos": len(gallery), "probes": len(known),
         "unknown_faces": sum(p.identity is None for p in probes), "groups": group_detail,
         "threshold": index.threshold,
         "rank1": round(rank1, 4),
@@ -157,6 +180,8 @@ def run_face_bench(progress: Progress | None = None, annotate_to: Path | None = 
     if annotate_to is not None and annotated_source is not None:
         cv2.imwrite(str(annotate_to), annotate(*annotated_source, index))
         report["annotated"] = str(annotate_to)
+    if detection:
+        report["detection"] = run_detection_bench(progress, sheet_to)
     return report
 
 
@@ -177,3 +202,137 @@ def annotate(image: np.ndarray, faces: list[Face], vectors: np.ndarray, index: F
         origin = (max(0, min(x1, image.shape[1] - text_w)), max(20, y1 - 10))
         cv2.putText(out, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
     return out
+
+
+# ------------------------------------------------------------------ detection at a distance
+
+
+def _bucket(eye_px: float) -> str:
+    lower = max((e for e in SIZE_EDGES if e <= eye_px), default=SIZE_EDGES[0])
+    index = SIZE_EDGES.index(lower)
+    return f"{lower}-{SIZE_EDGES[index + 1]}" if index + 1 < len(SIZE_EDGES) else f"{lower}+"
+
+
+def score_detections(composites: list[composites_.Composite], found: list[list[Face]]) -> dict:
+    """Recall by size, recall and precision from ``COUNTED_FROM`` px, false detections, ``min_eye_px``."""
+    hits, sizes, false, false_empty = [], [], 0, 0
+    for composite, faces in zip(composites, found, strict=True):
+        matched, wrong = composites_.match(composite.faces, faces)
+        false += wrong
+        false_empty += wrong if not composite.faces else 0
+        hits += [m is not None for m in matched]
+        sizes += [t.eye_px for t in composite.faces]
+    hit, size = np.array(hits, bool), np.array(sizes)
+    counted = size >= COUNTED_FROM
+    true_pos = int(hit[counted].sum())
+    buckets = {}
+    for edge in SIZE_EDGES:
+        label = _bucket(edge)
+        inside = np.array([_bucket(v) == label for v in size], bool)
+        buckets[label] = round(float(hit[inside].mean()), 4) if inside.any() else None
+    min_eye = None
+    for label in reversed(list(buckets)):
+        if buckets[label] is None or buckets[label] < 0.9:
+            break
+        min_eye = float(label.split("-")[0].rstrip("+"))
+    empty = sum(not c.faces for c in composites)
+    return {"recall": round(true_pos / max(int(counted.sum()), 1), 4),
+            "precision": round(true_pos / max(true_pos + false, 1), 4), "min_eye_px": min_eye,
+            "recall_by_size": buckets, "false_detections": false,
+            "false_per_empty_frame": round(false_empty / max(empty, 1), 4)}
+
+
+def run_detection_bench(progress: Progress | None = None, sheet_to: Path | None = None, seed: int = 13,
+                        variants: dict[str, Callable[[], FaceFinder]] | None = None) -> dict:
+    """Every detector variant on the composites (see the module doc); ``sheet_to``: a contact sheet PNG."""
+    import dlib
+
+    variants = variants or VARIANTS
+    sprites = composites_.face_sprites(FaceDetector(model_path("blazeface")),
+                                       dlib.shape_predictor(str(model_path("dlib-landmarks-5"))))
+    frames = composites_.make_composites(sprites, composites_.load_backgrounds(), seed=seed)
+    faces = [f for c in frames for f in c.faces]
+    report: dict = {"frames": len(frames), "empty_frames": sum(not c.faces for c in frames), "faces": len(faces),
+                    "faces_counted": sum(f.eye_px >= COUNTED_FROM for f in faces), "sprites": len(sprites),
+                    "backgrounds": sorted({c.background for c in frames}), "seed": seed,
+                    "match": "detection centre inside the truth box, area 1/4-4x the box's; one detection per face"}
+    report["faces_by_size"] = {label: sum(_bucket(f.eye_px) == label for f in faces)
+                               for label in (_bucket(e) for e in SIZE_EDGES)}
+    found_by: dict[str, list[list[Face]]] = {}
+    total, step = len(variants) * len(frames), 0
+    for name, make in variants.items():
+        detector = make()
+        detector.detect(frames[0].image)  # warm-up
+        found, elapsed = [], 0.0
+        for composite in frames:
+            start = time.perf_counter()
+            found.append(detector.detect(composite.image))
+            elapsed += time.perf_counter() - start
+            step += 1
+            if progress:
+                progress(step, total)
+        found_by[name] = found
+        report[name] = {**score_detections(frames, found), "ms_per_frame": round(1000 * elapsed / len(frames), 1)}
+    report["by_size"] = {label: {"faces": report["faces_by_size"][label],
+                                 **{n: report[n]["recall_by_size"][label] for n in variants}}
+                         for label in report["faces_by_size"]}
+    measured = [n for n in FACE_DETECTORS if n in report]
+    good = [n for n in measured if report[n]["precision"] >= 0.95] or measured
+    report["better"] = max(good, key=lambda n: (report[n]["recall"], report[n]["precision"])) if good else None
+    report["chosen"] = DEFAULT_FACE_DETECTOR
+    if sheet_to is not None:
+        cv2.imwrite(str(sheet_to), contact_sheet(frames, found_by))
+        report["sheet"] = str(sheet_to)
+    return report
+
+
+def contact_sheet(frames: list[composites_.Composite], found_by: dict[str, list[list[Face]]],
+                  count: int = 4, zoom: int = 27) -> np.ndarray:
+    """The first ``count`` composites with the truth boxes and each detector's boxes, then ``zoom`` faces of
+    8–24 px between the eyes (spread over that range, from all frames) enlarged, with the same boxes."""
+    names = [n for n in SHEET_COLOURS if n in found_by]
+    drawn = []
+    for i, frame in enumerate(frames):
+        image = frame.image.copy()
+        for truth in frame.faces:
+            _draw(image, truth.box, SHEET_COLOURS["truth"])
+        for offset, name in enumerate(names, 1):
+            for face in found_by[name][i]:
+                _draw(image, tuple(face.box + np.array([-offset, -offset, offset, offset])), SHEET_COLOURS[name])
+        drawn.append(image)
+    width, side = 768, 2 * 768 // 9
+    tiles = [cv2.resize(drawn[i], (width, round(drawn[i].shape[0] * width / drawn[i].shape[1])),
+                        interpolation=cv2.INTER_AREA) for i in [i for i, c in enumerate(frames) if c.faces][:count]]
+    rows = []
+    for k in range(0, len(tiles), 2):
+        pair = tiles[k:k + 2] + ([np.zeros_like(tiles[k])] if k + 1 == len(tiles) else [])
+        height = max(t.shape[0] for t in pair)
+        rows.append(np.hstack([cv2.copyMakeBorder(t, 0, height - t.shape[0], 0, 0, cv2.BORDER_CONSTANT)
+                               for t in pair]))
+    small = sorted(((t.eye_px, i, t) for i, c in enumerate(frames) for t in c.faces if t.eye_px < 24),
+                   key=lambda item: item[0])
+    crops = []
+    for eye_px, i, truth in [small[k] for k in np.linspace(0, len(small) - 1, min(zoom, len(small))).astype(int)]:
+        cx, cy = (truth.box[0] + truth.box[2]) / 2, (truth.box[1] + truth.box[3]) / 2
+        half = max(20, round(2.2 * eye_px))
+        canvas = cv2.copyMakeBorder(drawn[i], half, half, half, half, cv2.BORDER_CONSTANT)
+        crop = canvas[round(cy):round(cy) + 2 * half, round(cx):round(cx) + 2 * half]
+        crop = cv2.resize(crop, (side, side), interpolation=cv2.INTER_NEAREST)
+        cv2.putText(crop, f"{eye_px:.0f}px", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1)
+        crops.append(crop)
+    per_row = 2 * width // side
+    while crops and len(crops) % per_row:
+        crops.append(np.zeros_like(crops[0]))
+    rows += [np.hstack(crops[k:k + per_row]) for k in range(0, len(crops), per_row)]
+    legend = np.zeros((28, 2 * width, 3), np.uint8)
+    text_x = 8
+    for name in ["truth", *names]:
+        cv2.putText(legend, name, (text_x, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, SHEET_COLOURS[name], 2)
+        text_x += 24 + 12 * len(name)
+    return np.vstack([legend, *[cv2.copyMakeBorder(r, 0, 0, 0, 2 * width - r.shape[1], cv2.BORDER_CONSTANT)
+                                for r in rows]])
+
+
+def _draw(image: np.ndarray, box: tuple, colour: tuple[int, int, int]) -> None:
+    x1, y1, x2, y2 = (round(float(v)) for v in box)
+    cv2.rectangle(image, (x1, y1), (x2, y2), colour, 1)

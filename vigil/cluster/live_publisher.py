@@ -53,6 +53,7 @@ class LivePublisher:
         subscriptions = [
             await self.client.subscribe(self.subjects.every("watch"), cb=self._on_watch),
             await self.client.subscribe(self.subjects.every("heatmap"), cb=self._answer(self.live.heatmap_png)),
+            await self.client.subscribe(self.subjects.every("density"), cb=self._answer(self.live.density_png)),
             await self.client.subscribe(self.subjects.every("background"),
                                         cb=self._answer(self.live.background_jpeg)),
         ]

@@ -7,8 +7,8 @@ Under ``<prefix>_live`` (outside the event stream's ``<prefix>.>``):
 - ``preview.<camera>``: the annotated JPEG every ``cluster.preview_s`` (live grid, map pop-ups);
 - ``frame.<camera>``: every analysed frame's JPEG, only while a command centre watches (``watch.<camera>``,
   repeated every ``WATCH_EVERY_S`` by each watcher; a worker stops after ``WATCH_TTL_S`` without one);
-- ``heatmap.<camera>``, ``background.<camera>``: request/reply, answered by the camera's worker (PNG / JPEG,
-  an empty reply when it has none).
+- ``heatmap.<camera>``, ``density.<camera>``, ``background.<camera>``: request/reply, answered by the camera's
+  worker (PNG / PNG / JPEG, an empty reply when it has none).
 
 Frame messages carry ``Vigil-Camera``, ``Vigil-Seq``, ``Vigil-At``, ``Vigil-Width`` and ``Vigil-Height``
 headers, so the JPEG is never decoded on the command centre.
@@ -39,7 +39,7 @@ class LiveSubjects:
         return f"{self.root}.node.{subject_token(node_id)}"
 
     def camera(self, kind: str, camera_id: str) -> str:
-        """``kind``: preview, frame, watch, heatmap or background."""
+        """``kind``: preview, frame, watch, heatmap, density or background."""
         return f"{self.root}.{kind}.{subject_token(camera_id)}"
 
     def every(self, kind: str) -> str:

@@ -142,6 +142,9 @@ class BusLiveState:
     def heatmap_png(self, camera_id: str) -> bytes | None:
         return self._ask("heatmap", camera_id)
 
+    def density_png(self, camera_id: str) -> bytes | None:
+        return self._ask("density", camera_id)
+
     def background_jpeg(self, camera_id: str) -> bytes | None:
         return self._ask("background", camera_id)
 

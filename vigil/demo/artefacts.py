@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 ZONE_COLOUR = (0, 200, 255)
 LINE_COLOUR = (255, 0, 255)
 ALERT_KINDS = {"loitering", "running", "wrong_way", "crowd_threshold", "crowd_surge", "crowd_dispersal",
-               "stopped_object"}
+               "stopped_object", "forbidden_class"}
 
 
 def draw_scene(image: np.ndarray, camera: CameraConfig) -> np.ndarray:

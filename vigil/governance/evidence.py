@@ -76,7 +76,7 @@ class ExportTools:
         from rapidocr import RapidOCR
 
         from vigil.vision.detector import create_detector
-        from vigil.vision.face_detect import FaceDetector
+        from vigil.vision.faces import create_face_detector
         from vigil.vision.models import model_path
         from vigil.vision.plates import PlateReader
 
@@ -86,7 +86,7 @@ class ExportTools:
             "Det.model_path": str(det), "Rec.model_path": str(rec), "Cls.model_path": str(cls_model),
             "Det.limit_side_len": PLATE_DET_SIDE, "Det.limit_type": "max",
             "EngineConfig.onnxruntime.intra_op_num_threads": 2, "EngineConfig.onnxruntime.inter_op_num_threads": 1})
-        return cls(FaceDetector(model_path("blazeface"), score_threshold=0.5), PlateReader(ocr, localiser="det"),
+        return cls(create_face_detector(purpose="redaction"), PlateReader(ocr, localiser="det"),
                    create_detector(config.detector))
 
 

@@ -1,9 +1,11 @@
 """Redaction of exported video (DESIGN §6): every face and plate is blurred except the subject's.
 
 Per decoded frame: the camera's privacy masks are blacked out (recordings made by packet copy are not masked),
-faces are found with BlazeFace, plate-like text with the PP-OCR localiser, people and vehicles with the
-detector; the subject is followed with the tracker (its track id chosen at the seed by IoU with the subject's
-box, re-acquired by IoU when the track is lost, coasting on its last box for ``max_coast_s``). Every region
+faces are found with the redaction face detector (``vigil.vision.faces.create_face_detector(purpose=
+"redaction")``: CenterFace at a low threshold plus a pass on the frame enlarged 2×, so faces about 10 px between
+the eyes are found), plate-like text with the PP-OCR localiser, people and vehicles with the detector; the
+subject is followed with the tracker (its track id chosen at the seed by IoU with the subject's box,
+re-acquired by IoU when the track is lost, coasting on its last box for ``max_coast_s``). Every region
 whose centre is not inside the subject's box is pixelated (or blurred). Before the subject is acquired, and
 after it is lost for good, nothing is the subject's: everything is redacted. Heads of people too small for
 the face detector (box shorter than ``small_person_px``) are redacted too.
@@ -48,7 +50,7 @@ class Region:
     box: Box
 
 
-class FaceFinder(Protocol):
+class FaceFinder(Protocol):  # as vigil.vision.face_detect.FaceFinder, without importing the models here
     def detect(self, image_bgr: np.ndarray) -> list:  # list[vigil.vision.face_detect.Face]
         ...
 

@@ -164,7 +164,8 @@ def _cameras_section(config: Config) -> str:
                     _tag("face recognition", "on") if cam.recognition.faces else "",
                     _tag("plate recognition", "on") if cam.recognition.plates else ""]
         analytics = [f"{len(cam.zones)} zones", f"{len(cam.lines)} lines"]
-        analytics += [name for name in ("loitering", "crowd", "running", "stopped") if getattr(cam.rules, name)]
+        analytics += [name for name in ("loitering", "crowd", "running", "stopped", "forbidden_class")
+                      if getattr(cam.rules, name)]
         where = f"{cam.lat:.5f}, {cam.lon:.5f}" if cam.lat is not None and cam.lon is not None else "—"
         rows.append([f"<b>{_e(cam.id)}</b><br><span class='muted small'>{_e(cam.name)}</span>",
                      _e(cam.purpose or "(no purpose stated)"), _e(where), "".join(features),

@@ -24,7 +24,7 @@ from vigil.errors import VigilError
 from vigil.store.db import Store, utcnow
 from vigil.store.recognition_schema import LIST_KINDS, ListEntryRow, RecognitionList
 from vigil.store.sightings import canonical_plate
-from vigil.vision.faces import Embedder, FaceDetector, FaceIndex, enrol
+from vigil.vision.faces import Embedder, FaceFinder, FaceIndex, enrol
 from vigil.vision.plate_text import clean, plate_distance
 
 ENROLMENT_DIR = "watchlists"
@@ -126,7 +126,7 @@ class ListStore:
 
     # ------------------------------------------------------------------ entries
 
-    def enrol_face(self, watchlist: str, name: str, images: Iterable[Path | str], detector: FaceDetector,
+    def enrol_face(self, watchlist: str, name: str, images: Iterable[Path | str], detector: FaceFinder,
                    embedder: Embedder, *, reason: str, authority: str, created_by: str,
                    expires_at: datetime | None = None) -> Entry:
         """Enrol a person from one or more photos (each checked: one sharp, big enough face).

@@ -21,7 +21,7 @@ from vigil.store.lists import Entry, ListMatcher, ListStore
 from vigil.store.sightings import SightingStore
 from vigil.types import Event, Frame, Sighting, Track, TrackState
 from vigil.vision.colour import ColourEnricher
-from vigil.vision.face_detect import Face, FaceDetector
+from vigil.vision.face_detect import Face, FaceFinder
 from vigil.vision.face_embed import FaceEmbedder, face_quality
 from vigil.vision.plate_text import PlateVoter
 
@@ -65,9 +65,10 @@ class _FaceTrack:
 class FaceEnricher:
     """Faces on person tracks, matched live against the active watchlist entries.
 
-    At most one attempt per track every ``interval_s`` (sooner when the box grew by ``grow_factor``): BlazeFace
-    on the head region of the person, quality gate (``min_quality``), dlib embedding, FAISS match. Up to
-    ``max_shots_per_track`` good shots are kept per track; ONE ``face_match`` event per (track, entry).
+    At most one attempt per track every ``interval_s`` (sooner when the box grew by ``grow_factor``): the face
+    detector (``recognition.faces.detector``) on the head region of the person, quality gate (``min_quality``),
+    dlib embedding, FAISS match. Up to ``max_shots_per_track`` good shots are kept per track; ONE ``face_match``
+    event per (track, entry).
     When the track ends, a face sighting (best shot's embedding and crop) is stored if it matched an entry, or
     for every face when ``store_sightings`` is on; otherwise the embeddings are dropped.
     Switch it at run time with ``set_enabled`` or the ``allowed(camera_id, at)`` callable, asked on every
@@ -75,7 +76,7 @@ class FaceEnricher:
     authorisation windows' bounds).
     """
 
-    def __init__(self, camera_id: str, detector: FaceDetector, embedder: FaceEmbedder, matcher: ListMatcher,
+    def __init__(self, camera_id: str, detector: FaceFinder, embedder: FaceEmbedder, matcher: ListMatcher,
                  config: FaceRecognitionConfig, sightings: SightingStore | None = None,
                  snapshots: SnapshotStore | None = None, allowed: Allowed | None = None, interval_s: float = 1.0,
                  grow_factor: float = 1.3, min_person_height: int = 64,
@@ -300,17 +301,21 @@ class PlateEnricher:
 class RecognitionModels:
     """The recognition models, loaded on first use from the model cache and shared by every camera."""
 
-    def __init__(self, plate_region: str = "generic") -> None:
+    def __init__(self, plate_region: str = "generic", faces: FaceRecognitionConfig | None = None) -> None:
         self.plate_region = plate_region
-        self._face_detector: FaceDetector | None = None
+        self.faces = faces or FaceRecognitionConfig()
+        self._face_detector: FaceFinder | None = None
         self._face_embedder: FaceEmbedder | None = None
         self._plate_reader: PlateReader | None = None
 
-    def face_detector(self) -> FaceDetector:
+    def face_detector(self) -> FaceFinder:
+        """The recognition face detector chosen by ``recognition.faces`` (see ``create_face_detector``)."""
         if self._face_detector is None:
-            from vigil.vision.models import model_path
+            from vigil.vision.faces import create_face_detector
 
-            self._face_detector = FaceDetector(model_path("blazeface"))
+            faces = self.faces
+            self._face_detector = create_face_detector(faces.detector, upscale=faces.detector_upscale,
+                                                       max_side=faces.detector_max_side)
         return self._face_detector
 
     def face_embedder(self) -> FaceEmbedder:
@@ -340,7 +345,7 @@ class RecognitionEnrichers:
         self.config, self.sightings, self.snapshots = config, sightings, snapshots
         self.face_allowed, self.plate_allowed = face_allowed, plate_allowed
         self.colour = colour
-        self.models = models or RecognitionModels(plates.region)
+        self.models = models or RecognitionModels(plates.region, faces)
         self.matcher = ListMatcher(lists, faces.threshold, plates.max_distance, plates.confusable_weight)
         self.faces: dict[str, FaceEnricher] = {}
         self.plates: dict[str, PlateEnricher] = {}

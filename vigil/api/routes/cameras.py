@@ -130,10 +130,17 @@ def live(request: Request, access: CameraAccess = Depends(require_camera("video.
 
 @router.get("/{camera_id}/heatmap.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
 def heatmap(access: CameraAccess = Depends(require_camera("video.live")),
-            state: ApiState = Depends(api_state)) -> Response:
-    """Where people stood and walked since the node started, over the latest frame."""
-    data = state.live.heatmap_png(access.camera.id)
-    if data is None:
+            state: ApiState = Depends(api_state),
+            source: Literal["presence", "density"] = Query("presence", description=(
+                "presence: where people stood and walked since the node started; density: the latest crowd "
+                "density map (cameras whose crowd rule counts by density)"))) -> Response:
+    """A heatmap over the latest frame: presence since the node started, or the latest crowd density map."""
+    if source == "density":
+        data = state.live.density_png(access.camera.id)
+        if data is None:
+            raise HTTPException(404, f"camera {access.camera.id!r} has no crowd density map (its crowd rule does "
+                                     "not count by density, or no map is made yet)")
+    elif (data := state.live.heatmap_png(access.camera.id)) is None:
         raise HTTPException(404, f"camera {access.camera.id!r} has no live analysis on this server yet")
     state.audit.record(access.user, "video.heatmap", f"camera:{access.camera.id}", dedupe=True)
     return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})

@@ -87,6 +87,9 @@ class SimulatedLive(NodeLiveState):
     def heatmap_png(self, camera_id: str) -> bytes | None:
         return None
 
+    def density_png(self, camera_id: str) -> bytes | None:
+        return None
+
 
 class FramePath(threading.Thread):
     """A group of cameras stepped at the analysis rate, their results handed to the store as a node's would be."""

@@ -7,7 +7,8 @@ import { $, badge, el, formatTime, humanKind, SEVERITIES, toast } from "./ui.js"
 const PAGE_SIZE = 50;
 const ALERTS = "alerts"; // the severity filter value meaning warning + critical
 const KINDS = ["zone_enter", "zone_exit", "line_cross", "wrong_way", "loitering", "crowd_threshold", "crowd_surge",
-  "crowd_dispersal", "running", "stopped_object", "face_match", "plate_match", "camera_offline", "camera_online"];
+  "crowd_dispersal", "running", "stopped_object", "forbidden_class", "face_match", "plate_match", "camera_offline",
+  "camera_online"];
 const SOUND_KEY = "vigil.alerts.sound";
 
 const state = { cameras: new Map(), cursor: null, beeper: new Beeper() };

@@ -48,7 +48,15 @@ async function lines(camera) {
 }
 
 function heatmap(camera) {
-  $("#heatmap").src = `/api/cameras/${encodeURIComponent(camera)}/heatmap.png?t=${Date.now()}`;
+  const source = $("#d-heat").value;
+  const img = $("#heatmap");
+  img.onerror = () => {
+    $("#heat-note").textContent = source === "density"
+      ? "No crowd density map for this camera: its crowd rule counts by detections, or no map is made yet."
+      : "No live analysis of this camera on this server yet.";
+  };
+  img.onload = () => { $("#heat-note").textContent = ""; };
+  img.src = `/api/cameras/${encodeURIComponent(camera)}/heatmap.png?source=${source}&t=${Date.now()}`;
 }
 
 async function refresh() {
@@ -72,7 +80,7 @@ async function main() {
   const wanted = new URLSearchParams(location.search).get("camera");
   if (wanted && cameras.some((c) => c.id === wanted)) $("#d-camera").value = wanted;
   if (cameras.length === 0) $("#dash-error").textContent = "No camera to show.";
-  for (const id of ["#d-camera", "#d-window", "#d-bucket"]) $(id).addEventListener("change", refresh);
+  for (const id of ["#d-camera", "#d-window", "#d-bucket", "#d-heat"]) $(id).addEventListener("change", refresh);
   $("#d-refresh").addEventListener("click", refresh);
   await refresh();
   setInterval(refresh, REFRESH_MS);
