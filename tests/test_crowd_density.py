@@ -71,6 +71,7 @@ def test_choose_rule():
     assert choose(3, AUTO_DENSITY_FROM + 50) == choose(3, AUTO_DENSITY_FROM + 50.0)
     assert choose(AUTO_DENSITY_FROM + 60, AUTO_DENSITY_FROM + 50).method == "detections"  # tracks see more
     assert choose(3, AUTO_DENSITY_FROM + 50, NEAR_FIELD + 0.1).method == "detections"  # people seen close up
+    assert choose(3, 31 * 3, NEAR_FIELD + 0.1).method == "density"  # tall people in front of a crowd
     assert choose(3, AUTO_DENSITY_FROM + 50, NEAR_FIELD - 0.1).method == "density"
     assert choose(0, AUTO_DENSITY_FROM + 50, None).method == "density"  # nobody detected: a crowd of specks
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import scipy.io
 
-from vigil.analytics.crowd_count import AUTO_DENSITY_FROM, NEAR_FIELD, choose
+from vigil.analytics.crowd_count import AUTO_DENSITY_FROM, NEAR_FIELD, NEAR_FIELD_MAX_RATIO, choose
 from vigil.config import DetectorConfig
 from vigil.errors import DataError
 from vigil.paths import data_file
@@ -103,8 +103,9 @@ def run_crowd_bench(set_name: str, limit: int | None = None, max_side: int = DEF
         "images": len(rows),
         "truth_range": [min(truth), max(truth)],
         "methods": {m: errors([r[m] for r in rows], truth) for m in METHODS},
-        "auto_rule": f"detections when the median person box is ≥ {NEAR_FIELD} of the image height; else density "
-                     f"when the density count is ≥ {AUTO_DENSITY_FROM} and above the detections; else detections",
+        "auto_rule": f"detections when the median person box is ≥ {NEAR_FIELD} of the image height and the map "
+                     f"counts ≤ {NEAR_FIELD_MAX_RATIO} per detection; else density when the density count is ≥ "
+                     f"{AUTO_DENSITY_FROM} and above the detections; else detections",
         "auto_chose_density": sum(r["auto_method"] == "density" for r in rows),
         "ms_per_image": {"detections": round(1000 * detect_s / len(rows), 1),
                          "density": round(1000 * density_s / len(rows), 1)},

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -31,7 +32,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 ZONE = "all"
 
 
-def true_counts(path) -> dict[int, int]:
+def true_counts(path: Path) -> dict[int, int]:
     """Frame number (from 1) → true count."""
     try:
         with open(path, newline="") as handle:
@@ -40,7 +41,8 @@ def true_counts(path) -> dict[int, int]:
         raise DataError(f"{path}: expected columns frame,count ({exc})") from None
 
 
-def run_crowd_video_check(name: str = "mall", interval_s: float = 5.0, progress: Progress | None = None) -> dict:
+def run_crowd_video_check(name: str = "mall", interval_s: float = 5.0, progress: Progress | None = None,
+                          image_path: Path | None = None) -> dict:
     video = data_file(f"video/{name}.mp4")
     truth = true_counts(data_file(f"crowd/{name}_video_counts.csv"))
     capture = cv2.VideoCapture(str(video))
@@ -86,7 +88,7 @@ def run_crowd_video_check(name: str = "mall", interval_s: float = 5.0, progress:
     true = [float(np.mean(per_second[s]["truth"])) for s in seconds]
     methods = {m: errors([float(np.mean(per_second[s][m])) for s in seconds], true)
                for m in ("auto", "detections", "density")}
-    return {
+    result = {
         "video": f"video/{name}.mp4",
         "seconds": len(seconds),
         "truth_range": [min(true), max(true)],
@@ -97,3 +99,33 @@ def run_crowd_video_check(name: str = "mall", interval_s: float = 5.0, progress:
                     **{m: round(float(np.mean(per_second[s][m])), 1) for m in ("auto", "detections", "density")}}
                    for s, t in zip(seconds, true, strict=True)],
     }
+    if image_path is not None:
+        save_chart(image_path, result)
+        result["image_path"] = str(image_path)
+    return result
+
+
+def save_chart(path: Path, result: dict) -> None:
+    """True and counted people per second, for each method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    series = result["series"]
+    seconds = [row["second"] for row in series]
+    figure, axes = plt.subplots(figsize=(11, 4), dpi=100)
+    axes.plot(seconds, [row["truth"] for row in series], color="black", linewidth=2, label="true (head points)")
+    for method, colour in (("auto", "tab:red"), ("density", "tab:orange"), ("detections", "tab:blue")):
+        mae = result["methods"][method]["mae"]
+        axes.plot(seconds, [row[method] for row in series], color=colour, linewidth=1.2,
+                  linestyle="--" if method == "density" else "-", label=f"{method} (MAE {mae})")
+    axes.set_xlabel("second of video")
+    axes.set_ylabel("people")
+    axes.set_title(f"{result['video']}: people per second, density map every {result['interval_s']:g} s")
+    axes.legend(loc="upper right", fontsize=8)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)

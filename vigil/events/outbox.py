@@ -173,6 +173,9 @@ class OutboxRelay:
         self._bus_back: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._bus_down = False
+        #: one publisher at a time: the final drain on close runs beside the relay loop, and two passes over the
+        #: same unpublished rows would publish them twice (the in-process bus does not drop repeats)
+        self._publishing = asyncio.Lock()
 
     def notify(self) -> None:
         """Wake the relay: new rows are in the outbox. Safe to call from any thread."""
@@ -233,6 +236,10 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish unpublished rows in order until none are left or the bus refuses one; returns how many went."""
+        async with self._publishing:
+            return await self._publish_all()
+
+    async def _publish_all(self) -> int:
         total = 0
         while True:
             rows = await asyncio.to_thread(self._fetch)
