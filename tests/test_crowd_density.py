@@ -127,9 +127,9 @@ def test_no_crowd_rule_means_no_density():
 
 @pytest.fixture(scope="module")
 def mall_clip(data_dir, tmp_path_factory):
-    """The first 12 s (24 frames) of the Mall camera."""
-    clip = tmp_path_factory.mktemp("mall") / "mall12.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(data_dir / "video" / "mall.mp4"), "-t", "12", "-c", "copy",
+    """The first 8 s (16 frames) of the Mall camera."""
+    clip = tmp_path_factory.mktemp("mall") / "mall8.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(data_dir / "video" / "mall.mp4"), "-t", "8", "-c", "copy",
                     str(clip)], check=True)
     return clip
 
@@ -158,9 +158,9 @@ def test_pipeline_counts_by_density_and_raises_crowd_events(mall_clip, counter):
     picture = cv2.imdecode(np.frombuffer(live.density_png("mall"), np.uint8), cv2.IMREAD_COLOR)
     assert picture.shape == (480, 640, 3)  # the latest map over the latest frame, for the dashboard
     assert live.heatmap_png("mall") is not None and live.density_png("nobody") is None
-    assert node.density is not None and node.density.maps == 3  # at 0, 4 and 8 s of the 12 s clip
+    assert node.density is not None and node.density.maps == 2  # at 0 and 4 s of the 8 s clip
     whole = [s.count for s in samples if s.zone is None and s.label == "person"]
-    assert len(whole) >= 11 and all(22 <= n <= 45 for n in whole), whole  # the clip has 29–35 people
+    assert len(whole) >= 7 and all(20 <= n <= 50 for n in whole), whole  # its frames have 26–41 people
     left = [s.count for s in samples if s.zone == "left" and s.label == "person"]
     assert all(0 < n < w for n, w in zip(left, whole, strict=False)), (left, whole)
     crowd = [e for e in events if e.kind == "crowd_threshold"]
