@@ -109,7 +109,7 @@ def test_crowd_counter_uses_each_scopes_method():
     assert all(c.method == "detections" for c in before.values())  # no map yet: tracks
     density = np.zeros((10, 20), np.float32)
     density[:, :10] = 0.5
-    counter.set_density(DensityMap(density, 160, 80), T0)
+    counter.set_density(DensityMap(density, 160, 80))
     after = counter.people({None: 4, "left": 3, "right": 1})
     assert after["left"].method == "density" and after["left"].count == pytest.approx(50, abs=1e-3)
     assert after[None].count == pytest.approx(50)

@@ -307,15 +307,15 @@ class Node:
                 continue
             last = counter.requested_at
             if last is None or (frame.captured_at - last).total_seconds() >= rule.interval_s:
-                due.append((last or datetime.min, pipeline, frame, rule.max_side))
-        for _last, pipeline, frame, max_side in sorted(due, key=lambda d: d[0]):
-            counter, at = pipeline.rules.counter, frame.captured_at
+                overdue = float("inf") if last is None else (frame.captured_at - last).total_seconds()
+                due.append((overdue, pipeline, frame, rule.max_side))
+        for _overdue, pipeline, frame, max_side in sorted(due, key=lambda d: -d[0]):
+            counter = pipeline.rules.counter
             if self.density_inline:
-                counter.set_density(self.density.estimate_now(frame.image, max_side), at)
-            elif not self.density.offer(frame.image.copy(), lambda found, c=counter, t=at: c.set_density(found, t),
-                                        max_side):
+                counter.set_density(self.density.estimate_now(frame.image, max_side))
+            elif not self.density.offer(frame.image.copy(), counter.set_density, max_side):
                 return
-            counter.requested_at = at
+            counter.requested_at = frame.captured_at
             if not self.density_inline:
                 return
 

@@ -61,7 +61,6 @@ class CrowdCounter:
             self.methods[zone.name] = (zone.crowd_method or default) if rule is not None else "detections"
             self.polygons[zone.name] = [tuple(p) for p in zone.polygon]
         self.latest: DensityMap | None = None
-        self.latest_at: datetime | None = None
         self.requested_at: datetime | None = None  # capture time of the frame of the last map asked for
         self._density_counts: dict[Scope, float] = {}
 
@@ -69,13 +68,13 @@ class CrowdCounter:
     def uses_density(self) -> bool:
         return any(method != "detections" for method in self.methods.values())
 
-    def set_density(self, density: DensityMap, at: datetime) -> None:
-        """A new map of the camera (from the frame captured at ``at``); scope sums are computed once here."""
+    def set_density(self, density: DensityMap) -> None:
+        """A new map of the camera; scope sums are computed once here."""
         counts: dict[Scope, float] = {None: density.count}
         for scope, polygon in self.polygons.items():
             if self.methods[scope] != "detections":
                 counts[scope] = density.count_in(polygon)
-        self.latest, self.latest_at = density, at
+        self.latest = density
         self._density_counts = counts  # replaced whole: the inference worker reads it from another thread
 
     def people(self, tracked: Mapping[Scope, int], person_height: float | None = None) -> dict[Scope, CrowdCount]:

@@ -71,6 +71,7 @@ def run_crowd_bench(set_name: str, limit: int | None = None, max_side: int = DEF
                     threads: int = 2, progress: Progress | None = None, image_path: Path | None = None) -> dict:
     """MAE and RMSE of each method on one set, side by side."""
     images = load_set(set_name, limit)
+    root = data_file("crowd")
     detector = create_detector(DetectorConfig(classes=["person"], sessions=1, threads=threads))
     counter = DensityCounter(max_side=max_side, threads=threads)
     rows: list[dict] = []
@@ -89,7 +90,7 @@ def run_crowd_bench(set_name: str, limit: int | None = None, max_side: int = DEF
         density = counter.estimate(image)
         density_s += time.perf_counter() - started
         chosen = choose(people, density.count, height)
-        row = {"image": str(item.path.relative_to(data_file("crowd"))), "truth": item.truth, "detections": people,
+        row = {"image": str(item.path.relative_to(root)), "truth": item.truth, "detections": people,
                "density": round(density.count, 1), "auto": round(chosen.count, 1), "auto_method": chosen.method,
                "person_height": None if height is None else round(height, 3)}
         rows.append(row)

@@ -16,7 +16,6 @@ import functools
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -114,7 +113,6 @@ class DensityWorker:
     def __init__(self, counter: DensityCounter) -> None:
         self.counter = counter
         self.maps = 0
-        self.busy_s = 0.0
         self._job: tuple[np.ndarray, int | None, Callable[[DensityMap], None]] | None = None
         self._ready = threading.Condition()
         self._stopping = False
@@ -136,10 +134,8 @@ class DensityWorker:
 
     def estimate_now(self, image: np.ndarray, max_side: int | None = None) -> DensityMap:
         """A map computed in the caller's thread (``Node.density_inline``), counted like the others."""
-        started = time.perf_counter()
         found = self.counter.estimate(image, max_side)
         self.maps += 1
-        self.busy_s += time.perf_counter() - started
         return found
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -158,13 +154,11 @@ class DensityWorker:
                 if self._stopping:
                     return
                 image, max_side, on_done = self._job  # type: ignore[misc]
-            started = time.perf_counter()
             try:
                 on_done(self.counter.estimate(image, max_side))
                 self.maps += 1
             except Exception:  # a failed map leaves the last count in place; the cameras go on
                 log.exception("density map failed")
             finally:
-                self.busy_s += time.perf_counter() - started
                 with self._ready:
                     self._job = None
