@@ -117,11 +117,12 @@ def test_printed_yaml_is_valid_config(camera: SimulatedCamera, tmp_path: Path) -
                                  "--user", USER, "--password-stdin"], input=f"{PASSWORD}\n")
     assert result.exit_code == 0, result.output
     assert PASSWORD not in result.output
-    assert "rtsp://admin:PASSWORD@127.0.0.1:8554/sub" in result.stdout  # the substream, as a comment
     config_file = tmp_path / "site.yaml"
     config_file.write_text("cameras:\n" + result.stdout)
-    [cam] = load_config(config_file).cameras
-    assert (cam.id, cam.name, cam.url) == ("front-gate", "Front Gate", "rtsp://admin:PASSWORD@127.0.0.1:8554/main")
+    [cam] = load_config(config_file).cameras  # analysed on the substream, the main stream recorded
+    assert (cam.id, cam.name, cam.url, cam.size) == ("front-gate", "Front Gate",
+                                                     "rtsp://admin:PASSWORD@127.0.0.1:8554/sub", (640, 360))
+    assert (cam.record_url, cam.record_size) == ("rtsp://admin:PASSWORD@127.0.0.1:8554/main", (1920, 1080))
 
 
 def test_yaml_ids_are_unique_and_devices_without_streams_are_comments() -> None:
@@ -148,7 +149,9 @@ def test_cli_end_to_end(camera: SimulatedCamera) -> None:
     [device] = json.loads(done.stdout)["devices"]
     assert device["name"] == "Front Gate" and [p["uri"] for p in device["profiles"]] == [
         "rtsp://127.0.0.1:8554/main", "rtsp://127.0.0.1:8554/sub"]
-    assert device["camera"]["url"] == "rtsp://admin:PASSWORD@127.0.0.1:8554/main"
+    assert [(i["url"], i["roles"]) for i in device["camera"]["inputs"]] == [
+        ("rtsp://admin:PASSWORD@127.0.0.1:8554/sub", ["detect"]), ("rtsp://admin:PASSWORD@127.0.0.1:8554/main",
+                                                                   ["record"])]
 
     wrong = vigil_cli(*common, stdin="guess-123\n")
     assert wrong.returncode == 2

@@ -32,6 +32,7 @@ from vigil.governance.service import Governance, open_governance
 from vigil.sources.masks import PrivacyMasker
 from vigil.sources.opening import is_live
 from vigil.sources.recorder import Recorder
+from vigil.sources.stream_space import in_stream
 from vigil.store.db import Store, open_store
 from vigil.store.events import EventStore
 from vigil.store.lists import ListStore
@@ -277,9 +278,9 @@ def open_services(config: Config, start_time: datetime | None = None, role: Role
     min_free = int(config.retention.min_free_gb * 1e9)
     recorders = {
         camera.id: Recorder(camera.id, recordings, camera.recording,
-                            start_time=None if is_live(camera.url) else start_time,
+                            start_time=None if is_live(camera.recorded_url) else start_time,
                             free_space=lambda: retention.free_space(min_free),
-                            masker=PrivacyMasker(camera.privacy_masks))
+                            masker=PrivacyMasker(in_stream(camera, "record").privacy_masks))
         for camera in config.cameras
         if camera.enabled and camera.recording.mode != "off" and "recorders" in ROLE_PARTS[role]
     }

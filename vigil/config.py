@@ -150,9 +150,26 @@ class RecordingConfig(Strict):
     max_size_gb: float | None = Field(None, gt=0)
 
 
+def _plate_regions(value: object) -> str | list[str]:
+    """A plate region name or a list of them (``rs``, ``[rs, eu]``), checked against ``plate_formats.yaml``."""
+    from vigil.vision.plate_formats import check_regions
+
+    if not isinstance(value, str | list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError("a plate region name or a list of them, e.g. eu or [rs, eu]")
+    names = check_regions(value)
+    return names[0] if isinstance(value, str) and len(names) == 1 else names
+
+
 class CameraRecognition(Strict):
     faces: bool = False  # match faces on person tracks against the watchlists
     plates: bool = False  # read plates on vehicle tracks and match the hotlists
+    #: this camera's plate regions instead of recognition.plates.region (e.g. [rs, hu] at a border crossing)
+    plate_regions: str | list[str] | None = None
+
+    @field_validator("plate_regions", mode="before")
+    @classmethod
+    def _known_plate_regions(cls, value: object) -> str | list[str] | None:
+        return None if value is None else _plate_regions(value)
 
 
 class FaceRecognitionConfig(Strict):
@@ -169,10 +186,21 @@ class FaceRecognitionConfig(Strict):
 
 
 class PlateRecognitionConfig(Strict):
-    region: str = "generic"  # plate format set used to resolve confusable characters
+    #: plate region(s) whose formats resolve confusable characters: a name or a list (vigil/vision/plate_formats.yaml:
+    #: eu, de, fr, …, rs, uk, us, us-ca, …, br, cn, generic); a camera may override it (recognition.plate_regions)
+    region: str | list[str] = "generic"
     max_distance: float = Field(1.0, ge=0)  # hotlist match: edit distance, confusables cheaper
     confusable_weight: float = Field(0.3, ge=0, le=1)
     read_retention_hours: float = Field(72.0, gt=0)  # plate reads not on a hotlist
+
+    @field_validator("region", mode="before")
+    @classmethod
+    def _known_regions(cls, value: object) -> str | list[str]:
+        return _plate_regions(value)
+
+    def regions_for(self, camera: CameraConfig) -> str | list[str]:
+        """The plate region(s) of ``camera``: its own ``recognition.plate_regions``, or this site-wide one."""
+        return camera.recognition.plate_regions or self.region
 
 
 class RecognitionConfig(Strict):
@@ -180,9 +208,60 @@ class RecognitionConfig(Strict):
     plates: PlateRecognitionConfig = Field(default_factory=PlateRecognitionConfig)
 
 
+#: what a camera's stream is for: ``detect`` is decoded for analysis, ``record`` is copied to disk undecoded
+StreamRole = Literal["detect", "record"]
+Size = tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]]
+
+
+def _inputs_to_fields(camera: dict) -> dict:
+    """The ``inputs:`` form (as in Frigate and NVRs: a list of ``{url, roles, size}``) as the canonical fields
+    ``url``/``size`` (detect) and ``record_url``/``record_size``; a stream with both roles is the single-URL form."""
+    inputs = camera.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise ValueError("inputs: give a list of {url, roles: [detect|record], size: [width, height]}")
+    if "url" in camera or "record_url" in camera:
+        raise ValueError("give either url (and record_url) or inputs, not both")
+    by_role: dict[str, dict] = {}
+    for i, stream in enumerate(inputs):
+        if not isinstance(stream, dict) or set(stream) - {"url", "roles", "size"} or "url" not in stream:
+            raise ValueError(f"inputs[{i}]: needs url and roles (and optionally size), nothing else")
+        roles = stream.get("roles") or []
+        if not isinstance(roles, list) or not roles or set(roles) - set(get_args(StreamRole)):
+            raise ValueError(f"inputs[{i}].roles: a list of detect and/or record")
+        for role in roles:
+            if role in by_role:
+                raise ValueError(f"inputs[{i}].roles: {role} is given to two inputs")
+            by_role[role] = stream
+    missing = set(get_args(StreamRole)) - set(by_role)
+    if missing:
+        raise ValueError(f"inputs: no input has the {sorted(missing)[0]} role")
+    out = {k: v for k, v in camera.items() if k != "inputs"}
+    detect, record = by_role["detect"], by_role["record"]
+    out["url"] = detect["url"]
+    if "size" in detect:
+        out["size"] = detect["size"]
+    if record is not detect:
+        out["record_url"] = record["url"]
+        if "size" in record:
+            out["record_size"] = record["size"]
+    return out
+
+
 class CameraConfig(Strict):
+    """One camera. A single ``url`` is analysed and recorded; with a substream, ``url`` is the substream that is
+    analysed and ``record_url`` the main stream that is recorded (or give both as ``inputs:`` with roles)."""
+
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    url: str
+    url: str  # the stream analysed (the ``detect`` role); also recorded unless record_url is given
+    #: the analysed stream's picture size; frames of another size are scaled to it (zones stay where drawn)
+    size: Size | None = None
+    record_url: str | None = None  # the main stream, recorded without decoding (the ``record`` role)
+    record_size: Size | None = None
+    #: which stream's pixels zones, lines, privacy masks and the homography are given in
+    coordinates: StreamRole = "detect"
+    #: decode only keyframes while nothing moves and nothing is tracked (full decoding resumes at the next
+    #: keyframe after motion, so the first detection waits up to one keyframe interval). None: for live streams
+    keyframes_when_quiet: bool | None = None
     name: str = ""
     enabled: bool = True
     loop: bool = False  # for files: start again at the end
@@ -212,6 +291,31 @@ class CameraConfig(Strict):
         if value is not None and (len(value) != 3 or any(len(row) != 3 for row in value)):
             raise ValueError("homography must be a 3x3 matrix")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inputs_form(cls, data: object) -> object:
+        return _inputs_to_fields(data) if isinstance(data, dict) and "inputs" in data else data
+
+    @model_validator(mode="after")
+    def _sizes_known(self) -> CameraConfig:
+        if self.record_url is not None and self.record_url != self.url and (self.size is None or
+                                                                           self.record_size is None):
+            raise ValueError("a camera with separate detect and record streams needs the size of both "
+                             "(size and record_size, or size: [width, height] on each input), so that zones, "
+                             "lines and masks map from one to the other")
+        if self.coordinates == "record" and self.record_url is None:
+            raise ValueError("coordinates: record needs a record stream (record_url, or an input with the record role)")
+        return self
+
+    @property
+    def recorded_url(self) -> str:
+        """The stream the recorder copies: the main stream if there is one, else the analysed one."""
+        return self.record_url or self.url
+
+    @property
+    def has_substream(self) -> bool:
+        return self.record_url is not None and self.record_url != self.url
 
     @model_validator(mode="after")
     def _names_unique(self) -> CameraConfig:
@@ -469,4 +573,6 @@ def load_config(path: str | Path) -> Config:
     for cam in config.cameras:
         if "://" not in cam.url and not Path(cam.url).is_absolute():
             cam.url = str((path.parent / cam.url).resolve())
+        if cam.record_url and "://" not in cam.record_url and not Path(cam.record_url).is_absolute():
+            cam.record_url = str((path.parent / cam.record_url).resolve())
     return config

@@ -24,7 +24,10 @@ import supervision as sv
 from vigil.analytics import DensityHeatmap, RuleEngine, RuleOutput
 from vigil.config import CameraConfig, Config, TrackerConfig
 from vigil.sources.motion import MotionGate
+from vigil.sources.opening import is_live
 from vigil.sources.reader import ReaderState, StreamReader
+from vigil.sources.record_reader import RecordStreamReader
+from vigil.sources.stream_space import in_stream
 from vigil.types import Event, Frame, Track
 from vigil.vision.density import DensityCounter, DensityWorker
 from vigil.vision.detector import Detector
@@ -34,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: upper bounds (s) of the detector-call time histogram (``Node.inference_counts``), Prometheus ``le`` buckets
 INFERENCE_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+#: nothing moved and nothing was tracked for this long (capture time): the camera is quiet
+QUIET_AFTER_S = 1.0
 
 
 @dataclass(slots=True)
@@ -75,6 +80,10 @@ class CameraPipeline:
         self.stats = PipelineStats()
         self._analysed: deque[float] = deque(maxlen=50)  # monotonic times of the last analysed frames
         self._analysed_lock = threading.Lock()
+        wanted = camera.keyframes_when_quiet
+        self.keyframes_when_quiet = is_live(camera.url) if wanted is None else wanted
+        self.quiet = False  # no motion and no live track for QUIET_AFTER_S: its reader may decode keyframes only
+        self._quiet_since: datetime | None = None
 
     def analysed_fps(self, window_s: float = 5.0) -> float:
         """Frames analysed per second over the last ``window_s`` (0 when fewer than two)."""
@@ -87,6 +96,7 @@ class CameraPipeline:
         """Detect when something moves, or while tracks are alive (a still person must stay tracked),
         on one analysed frame in ``interval + 1``."""
         wanted = self.gate is None or self.gate.update(frame.image) or bool(self.live)
+        self._note_quiet(frame.captured_at, wanted)
         if not wanted:
             return False
         if self._skipped < self.interval:
@@ -94,6 +104,13 @@ class CameraPipeline:
             return False
         self._skipped = 0
         return True
+
+    def _note_quiet(self, at: datetime, busy: bool) -> None:
+        if busy:
+            self._quiet_since, self.quiet = None, False
+            return
+        self._quiet_since = self._quiet_since or at
+        self.quiet = self.keyframes_when_quiet and (at - self._quiet_since).total_seconds() >= QUIET_AFTER_S
 
     def process(self, frame: Frame, detections: sv.Detections | None) -> FrameResult:
         if self.heatmap is None:
@@ -169,11 +186,13 @@ class Node:
     def __post_init__(self) -> None:
         self._wakeup = threading.Event()
         self._stop = threading.Event()
-        cameras = [c for c in self.config.cameras if c.enabled]
+        cameras = [in_stream(c, "detect") for c in self.config.cameras if c.enabled]  # analysis: substream pixels
         make = self.enrichers or (lambda _camera: [])
         self.pipelines = {c.id: CameraPipeline(c, self.config.tracker, self.motion_gate, make(c),
                                                interval=self.config.detector.interval) for c in cameras}
         self.readers = {c.id: self._reader(c) for c in cameras}
+        #: cameras with a separate main stream: its reader feeds the recorder
+        self.record_readers = {c.id: r for c in cameras if (r := self._record_reader(c)) is not None}
         self._suspended: set[str] = set()  # cameras whose reader was stopped by ``suspend``
         self._to_finish: set[str] = set()  # suspended cameras whose tracks the worker has yet to end
         self.density = self._density_worker()
@@ -185,9 +204,17 @@ class Node:
     # -- control -----------------------------------------------------------------------------------------
 
     def _reader(self, camera: CameraConfig) -> StreamReader:
-        return StreamReader(camera, on_event=self._camera_event, on_packet=self.packet_hooks.get(camera.id),
+        hook = None if camera.has_substream else self.packet_hooks.get(camera.id)
+        return StreamReader(camera, on_event=self._camera_event, on_packet=hook,
                             queue_size=self.queue_size or camera.queue, wakeup=self._wakeup,
                             start_time=self.start_time)
+
+    def _record_reader(self, camera: CameraConfig) -> RecordStreamReader | None:
+        """The main stream's reader, for a camera with a substream that is recorded."""
+        hook = self.packet_hooks.get(camera.id)
+        if not camera.has_substream or hook is None:
+            return None
+        return RecordStreamReader(camera, on_packet=hook, on_event=self._camera_event, start_time=self.start_time)
 
     def _density_worker(self) -> DensityWorker | None:
         """The density-map thread, when a camera's crowd rule counts by density (``method: density | auto``)."""
@@ -202,6 +229,8 @@ class Node:
         self._suspended = set(self.readers) - chosen
         for camera_id in chosen:
             self.readers[camera_id].start()
+            if camera_id in self.record_readers:
+                self.record_readers[camera_id].start()
         return self
 
     def suspend(self, camera_id: str) -> None:
@@ -210,6 +239,8 @@ class Node:
             return
         self._suspended.add(camera_id)
         self.readers[camera_id].stop(timeout=2.0)
+        if camera_id in self.record_readers:
+            self.record_readers[camera_id].stop(timeout=2.0)
         self._to_finish.add(camera_id)
         self._wakeup.set()
 
@@ -220,6 +251,9 @@ class Node:
         camera = self.pipelines[camera_id].camera
         reader = self._reader(camera)
         self.readers = {**self.readers, camera_id: reader}  # replaced whole: other threads iterate the old dict
+        if (recording := self._record_reader(camera)) is not None:
+            self.record_readers = {**self.record_readers, camera_id: recording}
+            recording.start()
         self._suspended.discard(camera_id)
         reader.start()
 
@@ -255,7 +289,7 @@ class Node:
                     self._wakeup.wait(0.2)
                     self._wakeup.clear()
         finally:
-            for reader in self.readers.values():
+            for reader in [*self.readers.values(), *self.record_readers.values()]:
                 reader.stop(timeout=2.0)
             if self.density is not None:
                 self.density.stop()
@@ -279,6 +313,8 @@ class Node:
         if self.density is not None:
             self._offer_density(batch)
         wanted = [i for i, (pipeline, frame) in enumerate(batch) if pipeline.needs_detection(frame)]
+        for pipeline, _frame in batch:
+            self.readers[pipeline.camera.id].keyframes_only = pipeline.quiet
         detections: dict[int, sv.Detections] = {}
         if wanted:
             started = time.perf_counter()
@@ -368,7 +404,10 @@ class Node:
                 "tracks": pipeline.live_tracks,
                 "events": pipeline.events,
                 "reconnects": stats.reconnects,
+                "gop_s": stats.gop_s,
+                "decoding": "keyframes" if stats.keyframes_only else "all frames",
                 "recording": status() if (status := self.recording_status.get(camera_id)) else "off",
+                "record_stream": r.stats().state.value if (r := self.record_readers.get(camera_id)) else None,
                 "error": stats.last_error,
             })
         return rows

@@ -25,14 +25,17 @@ from vigil.vision.detector import create_detector
 def status_table(rows: list[dict[str, object]], url: str | None = None, title: str = "vigil run") -> Table:
     """The live per-camera status: state, analysed fps, lag, drops, tracks, events, recording."""
     title += f" — command centre at {url}" if url else ""
-    table = Table("camera", "state", "fps", "lag s", "drops", "tracks", "events", "recording", "last error",
-                  title=title)
+    table = Table("camera", "state", "fps", "lag s", "drops", "tracks", "events", "GOP s", "decoding", "recording",
+                  "last error", title=title)
     for row in rows:
         colour = {"online": "green", "connecting": "yellow"}.get(str(row["state"]), "red")
         recording = str(row.get("recording", "off"))
         recording = f"[red]{recording}[/]" if recording.startswith("paused") else recording
+        if row.get("record_stream") not in (None, "online", "connecting"):
+            recording += f" [red](main stream {row['record_stream']})[/]"
         table.add_row(str(row["camera"]), f"[{colour}]{row['state']}[/]", str(row["fps"]), str(row["lag_s"] or "-"),
-                      str(row["drops"]), str(row["tracks"]), str(row["events"]), recording, str(row["error"] or ""))
+                      str(row["drops"]), str(row["tracks"]), str(row["events"]), str(row.get("gop_s") or "-"),
+                      str(row.get("decoding", "")), recording, str(row["error"] or ""))
     return table
 
 

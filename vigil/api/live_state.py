@@ -45,6 +45,9 @@ class CameraStatus:
     recording: str  # "off", "recording", "paused (...)", ...
     error: str | None
     node: str | None = None  # the worker that analyses it
+    gop_s: float | None = None  # the analysed stream's keyframe interval: a quiet camera sees motion this late
+    decoding: str = "all frames"  # or "keyframes", while the camera is quiet
+    record_stream: str | None = None  # the main stream's reader state, for a camera with a substream
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,9 @@ class CameraOut(BaseModel):
     #: "recording", "paused (disk full)" (or another write failure) until a write succeeds again, or "off"
     recording: str = "off"
     node: str | None = None  # the worker that analyses it (None: no worker reports it)
+    #: keyframe interval of the analysed stream (s): a quiet camera, decoding keyframes only, sees motion this late
+    gop_s: float | None = None
+    decoding: Literal["all frames", "keyframes"] | None = None
 
 
 class NodeOut(BaseModel):

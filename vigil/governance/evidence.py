@@ -33,6 +33,7 @@ from vigil.governance.redaction import FrameRedaction, Redactor, SubjectFollower
 from vigil.governance.service import Governance
 from vigil.governance.users import ALL_CAMERAS, User
 from vigil.sources.masks import PrivacyMasker
+from vigil.sources.stream_space import in_stream, scale
 from vigil.store.clips import MANIFEST, sha256_file, write_manifest
 from vigil.store.events import EventStore
 from vigil.store.recordings import RecordingError, RecordingIndex, Segment
@@ -252,9 +253,12 @@ def export_case(gov: Governance, index: RecordingIndex, user: User, request: Cas
         raise ExportError(f"{out}: export folder is not empty")
     out.mkdir(parents=True, exist_ok=True)
     follower = None
+    if camera is not None:  # recordings are of the main stream; masks and tracks may be in the substream's pixels
+        camera = in_stream(camera, "record")
     if request.subject is not None:
         tracker = create_tracker(tracker_config or TrackerConfig(), request.camera_id, fps=10.0)
-        follower = SubjectFollower(tracker, request.subject)
+        seed = request.subject if camera is None else request.subject.scaled(*scale(camera, "record", "detect"))
+        follower = SubjectFollower(tracker, seed)
     masker = PrivacyMasker(camera.privacy_masks) if camera is not None and camera.privacy_masks else None
     redactor = Redactor(tools.faces, tools.plates, tools.detector, follower, masker)
     video = out / VIDEO

@@ -43,6 +43,12 @@ class SubjectSeed:
         if self.box is None and self.point is None:
             raise ValueError("a subject seed needs a box or a point")
 
+    def scaled(self, sx: float, sy: float) -> SubjectSeed:
+        """The seed in another stream's pixels (a track on the substream, a recording of the main stream)."""
+        box = None if self.box is None else (self.box[0] * sx, self.box[1] * sy, self.box[2] * sx, self.box[3] * sy)
+        point = None if self.point is None else (self.point[0] * sx, self.point[1] * sy)
+        return SubjectSeed(self.at, box, point)
+
 
 @dataclass(frozen=True, slots=True)
 class Region:

@@ -3,8 +3,9 @@
 ``CameraConfig`` takes a camera's credentials inside its URL (``rtsp://user:pass@host/...``, hidden in every log by
 ``vigil.config.redact_url``); there is no environment-variable form. The entries therefore carry the user name and
 the placeholder ``PASSWORD``, to be replaced by hand: the password given to ``vigil cameras discover`` is never
-printed. ``CameraConfig`` has one stream per camera, so a second, smaller profile (the substream) is printed as a
-YAML comment, for the two-stream input (detect on the substream, record the main stream) of the city-streams issue.
+printed. A camera with a second, smaller profile (the substream) gets two ``inputs``: the substream analysed
+(``detect``) and the main stream recorded (``record``), each with its size; without known sizes the main stream is
+the single ``url`` and the substream a comment.
 """
 
 from __future__ import annotations
@@ -74,7 +75,14 @@ def camera_entries(devices: list[Device], user: str) -> list[tuple[Device, dict,
         while camera_id in used:
             camera_id, n = f"{base[:60]}-{n}", n + 1
         used.add(camera_id)
-        out.append((device, {"id": camera_id, "name": name, "url": with_user(main.uri, user)}, main, sub))
+        entry: dict = {"id": camera_id, "name": name, "url": with_user(main.uri, user)}
+        if sub is not None and sub.width and main.width:
+            del entry["url"]
+            entry["inputs"] = [
+                {"url": with_user(sub.uri, user), "roles": ["detect"], "size": [sub.width, sub.height]},
+                {"url": with_user(main.uri, user), "roles": ["record"], "size": [main.width, main.height]}]
+            sub = None  # in the entry
+        out.append((device, entry, main, sub))
     return out
 
 
@@ -94,11 +102,12 @@ def to_yaml(devices: list[Device], user: str) -> str:
         lines.append(f"# {len(entries)} camera(s) found by `vigil cameras discover`: paste under `cameras:` and put "
                      f"the password in place of {PASSWORD_PLACEHOLDER} (it is never printed)")
     for device, entry, main, sub in entries:
-        lines.append(f"# {entry['name']}: {_about(device)}; main stream {describe(main)}")
+        lines.append(f"# {entry['name']}: {_about(device)}; main stream {describe(main)}"
+                     + ("; analysed on its substream" if "inputs" in entry else ""))
         lines.extend(yaml.safe_dump([entry], sort_keys=False, allow_unicode=True, width=1000).splitlines())
         if sub is not None:
-            lines.append(f"  # substream {describe(sub)}, for the two-stream input of the city-streams issue "
-                         "(not a config field yet):")
+            lines.append(f"  # substream {describe(sub)} (its size is unknown: give it as inputs with sizes to "
+                         "analyse it and record the main stream):")
             lines.append(f"  # {with_user(sub.uri, user)}")
     listed = {id(device) for device, *_ in entries}
     for device in devices:

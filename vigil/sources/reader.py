@@ -17,25 +17,31 @@
   (``av.Packet``, before decoding; ``packet.stream`` has the codec parameters) so a recorder can
   write the stream without re-encoding. It must be quick and must not keep the packet past the
   stream's life without copying. A new connection gives packets of a new ``packet.stream``.
+- ``keyframes_only``, set by the node while the camera is quiet (no motion, no live tracks), makes the
+  reader decode keyframes only; clearing it resumes full decoding at the next keyframe (the frames
+  between depend on ones that were not decoded). Packets still reach ``on_packet`` either way. The
+  stream's keyframe interval (``gop_s``) is measured and shown in the status.
+- A camera with a ``size`` gets its frames scaled to it (zones are drawn in that size).
+- ``RecordStreamReader`` (``record_reader.py``) reads a camera's separate main stream for the recorder.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import av
+import numpy as np
 
 from vigil.config import CameraConfig, redact_url
 from vigil.errors import SourceError
 from vigil.sources.masks import PrivacyMasker
 from vigil.sources.opening import describe, has_real_timestamps, is_live, open_input, source_error
+from vigil.sources.reader_state import PassResult, ReaderState, ReaderStats
 from vigil.sources.sampling import FrameQueue, FrameSampler
 from vigil.types import Event, Frame
 
@@ -45,43 +51,11 @@ EventCallback = Callable[[Event], None]
 PacketCallback = Callable[[av.Packet], None]
 
 
-class ReaderState(enum.StrEnum):
-    CONNECTING = "connecting"  # first connection under way
-    ONLINE = "online"  # frames are arriving
-    OFFLINE = "offline"  # live stream lost; reconnecting with backoff
-    ENDED = "ended"  # a file played to its end (loop off)
-    FAILED = "failed"  # a file that cannot be read at all; the reader has stopped
-    STOPPED = "stopped"  # stop() was called
-
-
-@dataclass(slots=True, frozen=True)
-class ReaderStats:
-    """A snapshot for the status table."""
-
-    camera_id: str
-    state: ReaderState
-    fps: float  # frames delivered (sampled) per second, over the last few seconds
-    lag_s: float | None  # now - captured_at of the last delivered frame
-    drops: int  # frames dropped from the queue because the consumer was too slow
-    decoded: int  # frames decoded (before sampling)
-    delivered: int  # frames put into the queue
-    reconnects: int  # times the stream came back after an outage
-    last_error: str | None
-
-
-@dataclass(slots=True)
-class _Pass:
-    """What one connection, or one pass over a file, produced."""
-
-    delivered: int = 0
-    error: str | None = None  # why it ended early, if it did
-    last_time: float | None = None  # timeline time (s) of the last decoded frame
-    expected_end: float | None = None  # file: timeline time the pass should have reached
-    frame_interval: float = 0.1
-
-
 class StreamReader:
     """Reads one camera in its own thread; frames come out of ``queue`` (or ``get``)."""
+
+    #: its events are ``camera_online``, ``camera_offline`` and ``camera_error``
+    EVENTS = "camera"
 
     def __init__(
         self,
@@ -98,14 +72,17 @@ class StreamReader:
         start_time: datetime | None = None,
         decode_threads: int = 2,
         max_bad_packets: int = 25,
+        url: str | None = None,
     ) -> None:
         """``wakeup``: set whenever a frame is queued (one event can serve many readers).
         ``start_time``: capture time of a file's first frame (default: when ``start()`` runs).
         ``backoff_max``: longest wait between reconnection attempts (default: ``camera.reconnect_max_s``).
-        ``max_bad_packets``: consecutive undecodable packets before a connection counts as lost."""
+        ``max_bad_packets``: consecutive undecodable packets before a connection counts as lost.
+        ``url``: the stream to read (default: ``camera.url``, the analysed one)."""
         self.camera = camera
         self.camera_id = camera.id
-        self.live = is_live(camera.url)
+        self.url = url or camera.url
+        self.live = is_live(self.url)
         self.queue = FrameQueue(queue_size, wakeup)
         self._on_event = on_event
         self._on_packet = on_packet
@@ -133,6 +110,13 @@ class StreamReader:
         self._last_captured: datetime | None = None
         self._pace_origin: float | None = None
         self._packet_hook_failed = False
+        self.keyframes_only = False  # wanted: set by the node while the camera is quiet
+        self._skipping = False  # decoding keyframes only now
+        self._gap = False  # a frame was skipped since the last keyframe
+        self._last_keyframe: float | None = None  # stream time (s) of the last keyframe
+        self.gop_s: float | None = None  # measured keyframe interval
+        self._size = tuple(camera.size) if camera.size else None
+        self._size_warned = False
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -181,6 +165,8 @@ class StreamReader:
                 delivered=self._index,
                 reconnects=self._reconnects,
                 last_error=self.last_error,
+                gop_s=None if self.gop_s is None else round(self.gop_s, 2),
+                keyframes_only=self._skipping,
             )
 
     # -- thread ----------------------------------------------------------------------------------
@@ -192,7 +178,7 @@ class StreamReader:
             else:
                 self._run_file()
         except Exception as exc:  # a bug must not take the process down or print a stack trace
-            self._fail(source_error(self.camera_id, self.camera.url, f"reader stopped ({describe(exc)})"))
+            self._fail(source_error(self.camera_id, self.url, f"reader stopped ({describe(exc)})"))
             log.debug("reader %s crashed", self.camera_id, exc_info=True)
         if self._stop.is_set():
             self.state = ReaderState.STOPPED
@@ -217,7 +203,7 @@ class StreamReader:
             if result.delivered:
                 delay = self._backoff_initial  # the connection worked: start the backoff again
             reason = f"stream lost ({result.error})" if result.error else "stream ended"
-            self._went_offline(str(source_error(self.camera_id, self.camera.url, reason)))
+            self._went_offline(str(source_error(self.camera_id, self.url, reason)))
             self._stop.wait(delay)
             delay = min(delay * 2, self._backoff_max)
 
@@ -237,12 +223,12 @@ class StreamReader:
             if self._stop.is_set():
                 return
             if result.last_time is None:
-                self._fail(source_error(self.camera_id, self.camera.url, f"no decodable video ({result.error})"))
+                self._fail(source_error(self.camera_id, self.url, f"no decodable video ({result.error})"))
                 return
             damage = self._damage(result)
             if damage and not damage_reported:
                 damage_reported = True
-                self._report_error(source_error(self.camera_id, self.camera.url, damage))
+                self._report_error(source_error(self.camera_id, self.url, damage))
             if not self.camera.loop:
                 self.state = ReaderState.ENDED
                 return
@@ -251,14 +237,14 @@ class StreamReader:
     def _open(self) -> tuple[av.container.InputContainer, av.VideoStream]:
         return open_input(
             self.camera_id,
-            self.camera.url,
+            self.url,
             open_timeout=self._open_timeout,
             read_timeout=self._read_timeout,
             decode_threads=self._decode_threads,
         )
 
     @staticmethod
-    def _damage(result: _Pass) -> str | None:
+    def _damage(result: PassResult) -> str | None:
         """Why a file pass ended early ("damaged or truncated ..."), or None if it played whole."""
         assert result.last_time is not None
         slack = max(3 * result.frame_interval, 0.5)
@@ -271,10 +257,10 @@ class StreamReader:
         cause = f": {result.error}" if result.error else ""
         return f"damaged or truncated file, {where}{cause}"
 
-    def _pump(self, container: av.container.InputContainer, stream: av.VideoStream, offset: float) -> _Pass:
+    def _pump(self, container: av.container.InputContainer, stream: av.VideoStream, offset: float) -> PassResult:
         """Demux and decode one connection / one file pass until it ends, fails or stop() is called."""
         rate = stream.average_rate or stream.guessed_rate
-        result = _Pass(frame_interval=float(1 / rate) if rate else 1.0 / max(self.camera.fps, 1.0))
+        result = PassResult(frame_interval=float(1 / rate) if rate else 1.0 / max(self.camera.fps, 1.0))
         first_time: float | None = None
         if not self.live:
             duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
@@ -283,6 +269,7 @@ class StreamReader:
             result.expected_end = offset + duration if duration else None
         session_start = time.monotonic()
         stream_clock = has_real_timestamps(container)
+        self._skipping, self._gap, self._last_keyframe = False, False, None  # a new stream: every frame, until told
         bad_packets = decoded = 0
         try:
             for packet in container.demux(stream):
@@ -290,6 +277,7 @@ class StreamReader:
                     break
                 if packet.size and self._on_packet is not None:
                     self._tap(packet)
+                self._choose_decoding(packet, stream)
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as exc:
@@ -318,6 +306,36 @@ class StreamReader:
             result.error = describe(exc)
         return result
 
+    def _choose_decoding(self, packet: av.Packet, stream: av.VideoStream) -> None:
+        """Keyframes only (FFmpeg's ``skip_frame``, so that frame threading still hands each keyframe out one
+        packet later) or every frame. Full decoding resumes on a keyframe, or right away if no frame has been
+        skipped since the last one. The spacing of keyframes is ``gop_s``."""
+        if packet.is_keyframe:
+            if packet.pts is not None and packet.time_base is not None:
+                t = float(packet.pts * packet.time_base)
+                if self._last_keyframe is not None and t > self._last_keyframe:
+                    self.gop_s = t - self._last_keyframe
+                self._last_keyframe = t
+            self._gap = False
+            skipping = self.keyframes_only
+        elif self.keyframes_only:
+            skipping, self._gap = True, True
+        else:
+            skipping = self._skipping and self._gap  # frames since the keyframe are missing: wait for the next
+        if skipping != self._skipping:
+            self._skipping = skipping
+            stream.codec_context.skip_frame = "NONKEY" if skipping else "DEFAULT"
+
+    def _image(self, frame: av.VideoFrame) -> np.ndarray:
+        """The frame as BGR, scaled to the camera's ``size`` if it has one and the stream differs."""
+        if self._size is None or (frame.width, frame.height) == self._size:
+            return frame.to_ndarray(format="bgr24")
+        if not self._size_warned:
+            self._size_warned = True
+            log.warning("camera %s: the stream is %dx%d, the config says %dx%d: frames are scaled to the config",
+                        self.camera_id, frame.width, frame.height, *self._size)
+        return frame.to_ndarray(format="bgr24", width=self._size[0], height=self._size[1])
+
     def _deliver(self, frame: av.VideoFrame, t: float) -> bool:
         """Pace (realtime files), convert, mask and queue one sampled frame."""
         assert self._start_time is not None
@@ -333,18 +351,22 @@ class StreamReader:
                         captured_at = self._start_time + timedelta(seconds=t)
                 if self._stop.wait(max(0.0, self._pace_origin + t - time.monotonic())):
                     return False
-        image = frame.to_ndarray(format="bgr24")
+        image = self._image(frame)
         self._masker.apply(image)
         out = Frame(self.camera_id, captured_at, self._index, image, pts=t)
         blocking = not self.live and not self.camera.realtime
         if not self.queue.put(out, block=blocking, cancel=self._stop):
             return False
+        self._count_delivery(captured_at)
+        return True
+
+    def _count_delivery(self, captured_at: datetime | None = None) -> None:
+        """One frame (or, for the record stream, one packet) went out: the stream is online."""
         with self._lock:
             self._index += 1
             self._delivery_times.append(time.monotonic())
-            self._last_captured = captured_at
+            self._last_captured = captured_at or datetime.now(UTC)
         self._went_online()
-        return True
 
     def _tap(self, packet: av.Packet) -> None:
         assert self._on_packet is not None
@@ -361,7 +383,7 @@ class StreamReader:
         if self._on_event is None:
             return
         event = Event(kind=kind, camera_id=self.camera_id, at=datetime.now(UTC), severity=severity)
-        event.payload = {"url": redact_url(self.camera.url), **payload}
+        event.payload = {"url": redact_url(self.url), **payload}
         try:
             self._on_event(event)
         except Exception as exc:
@@ -378,8 +400,8 @@ class StreamReader:
         self.state = ReaderState.ONLINE
         self._was_online = True
         self._offline_since = None
-        log.info("camera %s online (%s)", self.camera_id, redact_url(self.camera.url))
-        self._emit("camera_online", "info", recovered=recovered, outage_s=outage)
+        log.info("camera %s online (%s)", self.camera_id, redact_url(self.url))
+        self._emit(f"{self.EVENTS}_online", "info", recovered=recovered, outage_s=outage)
 
     def _went_offline(self, message: str) -> None:
         self.last_error = message
@@ -389,12 +411,12 @@ class StreamReader:
         self.state = ReaderState.OFFLINE
         self._offline_since = time.monotonic()
         log.warning("%s", message)
-        self._emit("camera_offline", "warning", error=message)
+        self._emit(f"{self.EVENTS}_offline", "warning", error=message)
 
     def _report_error(self, exc: SourceError) -> None:
         self.last_error = str(exc)
         log.error("%s", exc)
-        self._emit("camera_error", "warning", error=str(exc))
+        self._emit(f"{self.EVENTS}_error", "warning", error=str(exc))
 
     def _fail(self, exc: SourceError) -> None:
         self.state = ReaderState.FAILED

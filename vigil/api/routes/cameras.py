@@ -76,7 +76,8 @@ def camera_rows(state: ApiState, user: User) -> list[CameraOut]:
             state=(status.state if status else "unknown") if camera.enabled else "stopped",
             fps=status.fps if status else None, lag_s=status.lag_s if status else None,
             open_alerts=open_alerts.get(camera.id, 0), width=width, height=height,
-            recording=status.recording if status else "off", node=status.node if status else None))
+            recording=status.recording if status else "off", node=status.node if status else None,
+            gop_s=status.gop_s if status else None, decoding=status.decoding if status else None))
     return out
 
 

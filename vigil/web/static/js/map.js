@@ -54,6 +54,10 @@ function facts(camera) {
   return el("dl", {},
     el("dt", {}, "State"), el("dd", {}, stateDot(camera.state), " ", camera.state),
     el("dt", {}, "Rate"), el("dd", {}, `${camera.fps ?? "—"} fps · lag ${lag}`),
+    camera.gop_s ? [el("dt", {}, "Keyframes"),
+      el("dd", { title: "A quiet camera decodes keyframes only, so it sees motion up to one interval late" },
+        `every ${camera.gop_s} s · ${camera.decoding === "keyframes" ? "quiet: keyframes only" : "all frames"}`)]
+      : null,
     el("dt", {}, "Open alerts"), el("dd", {}, String(camera.open_alerts ?? 0)),
     camera.purpose ? [el("dt", {}, "Purpose"), el("dd", {}, camera.purpose)] : null);
 }

@@ -1,0 +1,209 @@
+"""``vigil bench throughput --profile city``: cost per camera on city-like streams, busy and quiet.
+
+Every camera has a 1080p25 main stream (recorded, packets copied) and a 640×360 25 fps substream (analysed at
+5 fps), both H.264 with a keyframe every 2 s and no B-frames, made once with ffmpeg:
+- **busy**: ``video/vtest.avi`` (people walking all the time);
+- **quiet**: the first 6 s of ``video/intel_one-by-one-person-detection.mp4`` (an empty corridor, with its real
+  sensor noise), played forwards then backwards so that it loops without a jump.
+
+The streams are real-time paced files (not RTSP: a GStreamer server per stream would take the cores being
+measured). In one run, side by side, as CPU-seconds per camera-second of this process:
+- the full pipeline of busy cameras and of quiet cameras (each trial in a fresh process, recording included);
+- the naive baseline, decoding the main stream fully (what an NVR that analyses its main stream does);
+- the largest city mix (20% busy, 80% quiet) and the largest all-busy count kept in real time;
+- the first-detection delay on a quiet camera (keyframes only) against the same camera decoding every frame,
+  someone walking into the empty corridor at several phases of the keyframe interval.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from vigil.bench.throughput import ANALYSIS_FPS, isolated
+from vigil.config import CameraConfig, Config, RecordingConfig
+from vigil.paths import data_file
+from vigil.runtime import Node
+from vigil.sources.reader import StreamReader
+from vigil.sources.recorder import Recorder
+from vigil.store.db import open_store
+from vigil.store.migrations import upgrade
+from vigil.store.recordings import RecordingIndex
+from vigil.vision.detector import create_detector
+
+GOP_S = 2.0
+MAIN, SUB = (1920, 1080), (640, 360)
+WARM_UP_S = 5.0
+QUIET_SECONDS = 6.0  # the empty stretch of the one-by-one clip
+ENTRY_CLIP_S = 14.0  # someone walks in at about 6.5 s
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def _encode(args: list[str], out: Path, size: tuple[int, int], extra_filter: str = "") -> Path:
+    if out.exists():
+        return out
+    scale = f"{extra_filter}scale={size[0]}:{size[1]},fps=25"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args, "-vf" if "[" not in scale else "-filter_complex", scale,
+                    "-c:v", "libx264", "-preset", "veryfast", "-g", str(int(25 * GOP_S)), "-bf", "0",
+                    "-pix_fmt", "yuv420p", "-an", str(out.with_suffix(".tmp.mp4"))], check=True)
+    out.with_suffix(".tmp.mp4").rename(out)
+    return out
+
+
+def make_streams(folder: Path) -> dict[str, dict[str, Path]]:
+    """The busy and quiet main streams and substreams (made once, then reused)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    busy = ["-i", str(data_file("video/vtest.avi"))]
+    quiet = ["-t", f"{QUIET_SECONDS:g}", "-i", str(data_file("video/intel_one-by-one-person-detection.mp4"))]
+    pingpong = "split[a][b];[b]reverse[r];[a][r]concat=n=2:v=1,"
+    return {
+        "busy": {"main": _encode(busy, folder / "busy-main.mp4", MAIN), "sub": _encode(busy, folder / "busy-sub.mp4",
+                                                                                      SUB)},
+        "quiet": {"main": _encode(quiet, folder / "quiet-main.mp4", MAIN, pingpong),
+                  "sub": _encode(quiet, folder / "quiet-sub.mp4", SUB, pingpong)},
+    }
+
+
+def _camera(camera_id: str, streams: dict[str, Path]) -> CameraConfig:
+    return CameraConfig(id=camera_id, url=str(streams["sub"]), size=SUB, record_url=str(streams["main"]),
+                        record_size=MAIN, loop=True, realtime=True, fps=ANALYSIS_FPS, keyframes_when_quiet=True)
+
+
+def _measure(node: Node, seconds: float, busy: set[str]) -> dict:
+    worker = threading.Thread(target=node.start().run, daemon=True)
+    worker.start()
+    time.sleep(WARM_UP_S)
+    frames0 = {k: p.stats.frames for k, p in node.pipelines.items()}
+    drops0 = {k: r.queue.drops for k, r in node.readers.items()}
+    cpu0, t0 = time.process_time(), time.monotonic()
+    time.sleep(seconds)
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
+    rates = {k: (p.stats.frames - frames0[k]) / wall for k, p in node.pipelines.items()}
+    drops = {k: r.queue.drops - drops0[k] for k, r in node.readers.items()}
+    lags = [r.stats().lag_s or 0.0 for r in node.readers.values()]
+    node.stop()
+    worker.join(20)
+    busy_rates = [rates[k] for k in busy] or [ANALYSIS_FPS]
+    return {"cpu_per_camera_s": round(cpu / (len(rates) * wall), 4), "cameras": len(rates), "busy": len(busy),
+            "min_busy_fps": round(min(busy_rates), 2), "busy_drops": int(sum(drops[k] for k in busy)),
+            "max_lag_s": round(max(lags), 2),
+            "keeps_up": min(busy_rates) >= 0.9 * ANALYSIS_FPS and sum(drops[k] for k in busy) == 0
+            and max(lags) < 2 * GOP_S + 1}
+
+
+def city_trial(streams: dict[str, dict[str, Path]], busy: int, quiet: int, seconds: float) -> dict:
+    """``busy`` + ``quiet`` cameras, every main stream recorded, in this (fresh) process."""
+    cameras = [_camera(f"busy{i:03d}", streams["busy"]) for i in range(busy)]
+    cameras += [_camera(f"quiet{i:03d}", streams["quiet"]) for i in range(quiet)]
+    config = Config(cameras=cameras)
+    with tempfile.TemporaryDirectory(prefix="vigil-city-") as work:
+        url = f"sqlite:///{work}/vigil.db"
+        upgrade(url, "heads")
+        store = open_store(url, migrate=False)
+        index = RecordingIndex(store, work)
+        recorders = {c.id: Recorder(c.id, index, RecordingConfig(mode="continuous", segment_seconds=10))
+                     for c in cameras}
+        node = Node(config, create_detector(config.detector),
+                    packet_hooks={k: r.on_packet for k, r in recorders.items()})
+        result = _measure(node, seconds, {c.id for c in cameras[:busy]})
+        recording = [r.status() for r in recorders.values()]
+        for recorder in recorders.values():
+            recorder.close()
+        result["recording"] = sum(s == "recording" for s in recording)
+        result["recorded_bytes"] = sum(r.bytes_written for r in recorders.values())
+        store.close()
+    return result
+
+
+def naive_decode(main: Path, cameras: int, seconds: float) -> float:
+    """CPU-seconds per camera-second decoding the main stream fully (frames sampled to 5 fps and converted)."""
+    readers = [StreamReader(CameraConfig(id=f"nvr{i}", url=str(main), loop=True, realtime=True,
+                                         fps=ANALYSIS_FPS)).start() for i in range(cameras)]
+    stop = threading.Event()
+
+    def drain() -> None:
+        while not stop.is_set():
+            if not sum(r.queue.get_nowait() is not None for r in readers):
+                time.sleep(0.01)
+
+    threading.Thread(target=drain, daemon=True).start()
+    time.sleep(WARM_UP_S)
+    cpu0, t0 = time.process_time(), time.monotonic()
+    time.sleep(seconds)
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
+    stop.set()
+    for reader in readers:
+        reader.stop(timeout=2)
+    return round(cpu / (cameras * wall), 4)
+
+
+def first_detection_delays(folder: Path, offsets: tuple[float, ...] = (0.0, 0.4, 0.8, 1.2, 1.6)) -> dict:
+    """Stream-time delay of the first detection with keyframes-only decoding while quiet, against every frame
+    decoded, with the clip cut at several offsets so that the entry falls at different phases of the GOP."""
+    delays = []
+    for offset in offsets:
+        clip = _encode(["-ss", f"{offset:g}", "-i", str(data_file("video/intel_one-by-one-person-detection.mp4")),
+                        "-t", f"{ENTRY_CLIP_S:g}"], folder / f"entry-{offset:g}.mp4", SUB)
+        times = {}
+        for quiet_decoding in (False, True):
+            config = Config(cameras=[CameraConfig(id="entry", url=str(clip), fps=ANALYSIS_FPS, realtime=False,
+                                                  keyframes_when_quiet=quiet_decoding)])
+            node = Node(config, create_detector(config.detector), start_time=T0, queue_size=1)
+            found: list[float] = []
+            node.on_result.append(lambda r, f=found: r.frame is not None and r.update.active and f.append(r.frame.pts))
+            node.start().run(until_end=True)
+            times[quiet_decoding] = found[0] if found else None
+        if times[False] is not None and times[True] is not None:
+            delays.append(round(times[True] - times[False], 2))
+    return {"gop_s": GOP_S, "delays_s": delays, "max_s": max(delays, default=None),
+            "mean_s": round(statistics.fmean(delays), 3) if delays else None}
+
+
+def run_city_bench(mixes: list[int], busy_counts: list[int], seconds: float = 15.0, per_class: int = 10,
+                   work_dir: Path = Path("out"), step: Callable[[str], None] = lambda _s: None) -> dict:
+    """The whole city profile; ``mixes``: total camera counts tried at 20% busy; ``busy_counts``: all-busy counts."""
+    streams = make_streams(work_dir / "city-streams")
+    step(f"{per_class} busy cameras")
+    busy = isolated(city_trial, streams, per_class, 0, seconds)
+    step(f"{per_class} quiet cameras")
+    quiet = isolated(city_trial, streams, 0, per_class, seconds)
+    step("naive decode of the main streams")
+    naive = {kind: isolated(naive_decode, streams[kind]["main"], per_class // 2, seconds) for kind in streams}
+    trials = []
+    for total in mixes:
+        step(f"city mix of {total} cameras")
+        trial = isolated(city_trial, streams, round(total * 0.2), total - round(total * 0.2), seconds)
+        trials.append(trial)
+        if not trial["keeps_up"]:
+            break
+    busy_trials = []
+    for n in busy_counts:
+        step(f"{n} busy cameras")
+        trial = isolated(city_trial, streams, n, 0, seconds)
+        busy_trials.append(trial)
+        if not trial["keeps_up"]:
+            break
+    step("first detection on a quiet camera")
+    delay = first_detection_delays(work_dir / "city-streams")
+
+    def cost(trial: dict, kind: str) -> dict:
+        return {"cpu_per_camera_s": trial["cpu_per_camera_s"], "decode_baseline_cpu_per_camera_s": naive[kind],
+                "ratio": round(trial["cpu_per_camera_s"] / max(naive[kind], 1e-9), 3)}
+
+    return {"city": {
+        "busy": cost(busy, "busy"), "quiet": cost(quiet, "quiet"),
+        "max_realtime_mixed": max((t["cameras"] for t in trials if t["keeps_up"]), default=0),
+        "max_realtime_busy": max((t["cameras"] for t in busy_trials if t["keeps_up"]), default=0),
+        "first_detection_delay_s": delay["max_s"],
+        "first_detection": delay,
+        "mixed_trials": trials, "busy_trials": busy_trials,
+        "streams": {"main": f"{MAIN[0]}x{MAIN[1]}@25", "sub": f"{SUB[0]}x{SUB[1]}@25", "gop_s": GOP_S,
+                    "analysed_fps": ANALYSIS_FPS},
+        "seconds_per_trial": seconds,
+    }}

@@ -1,0 +1,62 @@
+"""``RecordStreamReader``: a camera's main stream, demuxed for the recorder and never decoded.
+
+A camera with a substream (``record_url``) analyses the substream and records the main stream. The main
+stream's packets go to the recorder's ``on_packet`` as they arrive; none is decoded, so recording 1080p costs
+what copying its packets costs. Connecting, reconnecting with backoff and file looping are the
+``StreamReader``'s; its events are ``record_stream_online``, ``record_stream_offline`` and
+``record_stream_error``, so that a lost main stream is reported without marking the camera offline while its
+substream is still analysed. Files with ``realtime`` are paced at their packets' timestamps.
+"""
+
+from __future__ import annotations
+
+import time
+
+import av
+
+from vigil.config import CameraConfig
+from vigil.sources.opening import describe
+from vigil.sources.reader import PacketCallback, StreamReader
+from vigil.sources.reader_state import PassResult
+
+
+class RecordStreamReader(StreamReader):
+    """Reads ``camera.record_url`` in its own thread and hands every video packet to ``on_packet``."""
+
+    EVENTS = "record_stream"
+
+    def __init__(self, camera: CameraConfig, *, on_packet: PacketCallback, **kwargs: object) -> None:
+        if camera.record_url is None:
+            raise ValueError(f"camera {camera.id} has no record stream")
+        super().__init__(camera, on_packet=on_packet, url=camera.record_url, **kwargs)  # type: ignore[arg-type]
+
+    def _pump(self, container: av.container.InputContainer, stream: av.VideoStream, offset: float) -> PassResult:
+        """Demux one connection (or one pass over a file) into the recorder, until it ends or ``stop()``."""
+        rate = stream.average_rate or stream.guessed_rate
+        result = PassResult(frame_interval=float(1 / rate) if rate else 0.04)
+        if not self.live and stream.duration and stream.time_base:
+            result.expected_end = offset + float(stream.duration * stream.time_base)
+        paced = not self.live and self.camera.realtime
+        first: float | None = None
+        origin = time.monotonic()
+        try:
+            for packet in container.demux(stream):
+                if self._stop.is_set():
+                    break
+                if not packet.size:
+                    continue
+                ts = packet.pts if packet.pts is not None else packet.dts
+                t = float(ts * packet.time_base) if ts is not None and packet.time_base is not None else None
+                if t is not None:
+                    first = t if first is None else first
+                    result.last_time = offset + t - first
+                    if paced and self._stop.wait(max(0.0, origin + (t - first) - time.monotonic())):
+                        break
+                self._tap(packet)
+                result.delivered += 1
+                self._count_delivery()
+        except av.ExitError:
+            result.error = f"no data for {self._read_timeout:g} s"
+        except (av.FFmpegError, OSError) as exc:
+            result.error = describe(exc)
+        return result
