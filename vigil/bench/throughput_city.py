@@ -4,7 +4,7 @@ Every camera has a 1080p25 main stream (recorded, packets copied) and a 640×360
 5 fps), both H.264 with a keyframe every 2 s and no B-frames, made once with ffmpeg:
 - **busy**: ``video/vtest.avi`` (people walking all the time);
 - **quiet**: the first 6 s of ``video/intel_one-by-one-person-detection.mp4`` (an empty corridor, with its real
-  sensor noise), played forwards then backwards so that it loops without a jump.
+  sensor noise), played forwards then backwards five times (60 s that loop without a jump).
 
 The streams are real-time paced files (not RTSP: a GStreamer server per stream would take the cores being
 measured). In one run, side by side, as CPU-seconds per camera-second of this process:
@@ -35,7 +35,7 @@ from vigil.sources.recorder import Recorder
 from vigil.store.db import open_store
 from vigil.store.migrations import upgrade
 from vigil.store.recordings import RecordingIndex
-from vigil.vision.detector import create_detector
+from vigil.vision.detector import Detector, create_detector
 
 GOP_S = 2.0
 MAIN, SUB = (1920, 1080), (640, 360)
@@ -61,7 +61,8 @@ def make_streams(folder: Path) -> dict[str, dict[str, Path]]:
     folder.mkdir(parents=True, exist_ok=True)
     busy = ["-i", str(data_file("video/vtest.avi"))]
     quiet = ["-t", f"{QUIET_SECONDS:g}", "-i", str(data_file("video/intel_one-by-one-person-detection.mp4"))]
-    pingpong = "split[a][b];[b]reverse[r];[a][r]concat=n=2:v=1,"
+    # forwards, backwards, five times: 60 s without a jump (a short loop's reopening would be counted too)
+    pingpong = f"split[a][b];[b]reverse[r];[a][r]concat=n=2:v=1,loop=loop=4:size={round(QUIET_SECONDS * 20)},"
     return {
         "busy": {"main": _encode(busy, folder / "busy-main.mp4", MAIN), "sub": _encode(busy, folder / "busy-sub.mp4",
                                                                                       SUB)},
@@ -143,24 +144,41 @@ def naive_decode(main: Path, cameras: int, seconds: float) -> float:
     return round(cpu / (cameras * wall), 4)
 
 
+class _Watched:
+    """The detector, noting whether its last call found anything (one camera: one image per call)."""
+
+    def __init__(self, detector: Detector) -> None:
+        self.detector, self.found = detector, False
+
+    def detect(self, images: list) -> list:
+        out = self.detector.detect(images)
+        self.found = any(len(d) for d in out)
+        return out
+
+
+def first_detection(clip: Path, keyframes_when_quiet: bool, detector: Detector) -> float | None:
+    """Stream time of the first analysed frame in which the detector found someone (tracks play no part)."""
+    config = Config(cameras=[CameraConfig(id="entry", url=str(clip), fps=ANALYSIS_FPS, realtime=False,
+                                          keyframes_when_quiet=keyframes_when_quiet)])
+    watched = _Watched(detector)
+    node = Node(config, watched, start_time=T0, queue_size=1)  # type: ignore[arg-type]
+    found: list[float] = []
+    node.on_result.append(lambda r: r.frame is not None and r.detected and watched.found and found.append(r.frame.pts))
+    node.start().run(until_end=True)
+    return found[0] if found else None
+
+
 def first_detection_delays(folder: Path, offsets: tuple[float, ...] = (0.0, 0.4, 0.8, 1.2, 1.6)) -> dict:
     """Stream-time delay of the first detection with keyframes-only decoding while quiet, against every frame
     decoded, with the clip cut at several offsets so that the entry falls at different phases of the GOP."""
+    detector = create_detector(Config().detector)
     delays = []
     for offset in offsets:
         clip = _encode(["-ss", f"{offset:g}", "-i", str(data_file("video/intel_one-by-one-person-detection.mp4")),
                         "-t", f"{ENTRY_CLIP_S:g}"], folder / f"entry-{offset:g}.mp4", SUB)
-        times = {}
-        for quiet_decoding in (False, True):
-            config = Config(cameras=[CameraConfig(id="entry", url=str(clip), fps=ANALYSIS_FPS, realtime=False,
-                                                  keyframes_when_quiet=quiet_decoding)])
-            node = Node(config, create_detector(config.detector), start_time=T0, queue_size=1)
-            found: list[float] = []
-            node.on_result.append(lambda r, f=found: r.frame is not None and r.update.active and f.append(r.frame.pts))
-            node.start().run(until_end=True)
-            times[quiet_decoding] = found[0] if found else None
-        if times[False] is not None and times[True] is not None:
-            delays.append(round(times[True] - times[False], 2))
+        full, quiet = (first_detection(clip, mode, detector) for mode in (False, True))
+        if full is not None and quiet is not None:
+            delays.append(round(quiet - full, 2))
     return {"gop_s": GOP_S, "delays_s": delays, "max_s": max(delays, default=None),
             "mean_s": round(statistics.fmean(delays), 3) if delays else None}
 

@@ -27,6 +27,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 
 EventCallback = Callable[[Event], None]
 PacketCallback = Callable[[av.Packet], None]
+#: a quiet camera holds the packets of its current GOP (up to this many) to resume full decoding mid-GOP
+MAX_HELD_PACKETS = 300
 
 
 class StreamReader:
@@ -112,7 +115,7 @@ class StreamReader:
         self._packet_hook_failed = False
         self.keyframes_only = False  # wanted: set by the node while the camera is quiet
         self._skipping = False  # decoding keyframes only now
-        self._gap = False  # a frame was skipped since the last keyframe
+        self._held: list[av.Packet] = []  # while skipping: the packets since the last keyframe, that keyframe first
         self._last_keyframe: float | None = None  # stream time (s) of the last keyframe
         self.gop_s: float | None = None  # measured keyframe interval
         self._size = tuple(camera.size) if camera.size else None
@@ -269,7 +272,8 @@ class StreamReader:
             result.expected_end = offset + duration if duration else None
         session_start = time.monotonic()
         stream_clock = has_real_timestamps(container)
-        self._skipping, self._gap, self._last_keyframe = False, False, None  # a new stream: every frame, until told
+        self._skipping, self._held, self._last_keyframe = False, [], None  # a new stream: every frame, until told
+        time_base = float(stream.time_base or 0)  # floats: Fraction arithmetic costs 30 µs a packet
         bad_packets = decoded = 0
         try:
             for packet in container.demux(stream):
@@ -277,9 +281,13 @@ class StreamReader:
                     break
                 if packet.size and self._on_packet is not None:
                     self._tap(packet)
-                self._choose_decoding(packet, stream)
+                if self._skips(packet, stream):
+                    if not self.live and first_time is not None and packet.pts is not None:
+                        skipped_time = packet.pts * time_base  # read, if not decoded: not damage
+                        result.last_time = max(result.last_time or 0.0, offset + skipped_time - first_time)
+                    continue
                 try:
-                    frames = packet.decode()
+                    frames = self._decode_keyframe(packet, stream) if self._skipping else packet.decode()
                 except av.FFmpegError as exc:
                     result.error = describe(exc)
                     bad_packets += 1
@@ -306,25 +314,46 @@ class StreamReader:
             result.error = describe(exc)
         return result
 
-    def _choose_decoding(self, packet: av.Packet, stream: av.VideoStream) -> None:
-        """Keyframes only (FFmpeg's ``skip_frame``, so that frame threading still hands each keyframe out one
-        packet later) or every frame. Full decoding resumes on a keyframe, or right away if no frame has been
-        skipped since the last one. The spacing of keyframes is ``gop_s``."""
+    def _skips(self, packet: av.Packet, stream: av.VideoStream) -> bool:
+        """True for a packet left undecoded: a non-keyframe while decoding keyframes only. The packets since the
+        last keyframe are held, so that full decoding resumes at once when the camera stops being quiet (they are
+        decoded again, silently, to rebuild the decoder's reference frames). Keyframes give ``gop_s``."""
         if packet.is_keyframe:
             if packet.pts is not None and packet.time_base is not None:
-                t = float(packet.pts * packet.time_base)
+                t = packet.pts * float(packet.time_base)
                 if self._last_keyframe is not None and t > self._last_keyframe:
                     self.gop_s = t - self._last_keyframe
                 self._last_keyframe = t
-            self._gap = False
-            skipping = self.keyframes_only
-        elif self.keyframes_only:
-            skipping, self._gap = True, True
-        else:
-            skipping = self._skipping and self._gap  # frames since the keyframe are missing: wait for the next
-        if skipping != self._skipping:
-            self._skipping = skipping
-            stream.codec_context.skip_frame = "NONKEY" if skipping else "DEFAULT"
+            self._skipping = self.keyframes_only
+            self._held = [packet] if self._skipping else []
+            return False
+        if self._skipping and not self.keyframes_only and self._held:
+            self._catch_up(stream)
+            return False
+        self._skipping = self._skipping or self.keyframes_only
+        if self._skipping and self._held:
+            if len(self._held) < MAX_HELD_PACKETS:
+                self._held.append(packet)
+            else:  # too long a GOP to hold: resume at the next keyframe
+                self._held = []
+        return self._skipping  # the end-of-stream flush too: the decoder is reset after every keyframe
+
+    def _catch_up(self, stream: av.VideoStream) -> None:
+        """Decode the held packets (from the keyframe on) without delivering them, then decode every frame."""
+        for held in self._held:
+            with contextlib.suppress(av.FFmpegError):
+                held.decode()
+        self._held, self._skipping = [], False
+
+    @staticmethod
+    def _decode_keyframe(packet: av.Packet, stream: av.VideoStream) -> list[av.VideoFrame]:
+        """Decode a keyframe on its own: drained at once (frame threading would hold it until the next packet
+        it is given, a whole GOP later when the others are skipped), then the decoder is reset for the next."""
+        frames = [*packet.decode(), *stream.codec_context.decode(None)]
+        stream.codec_context.flush_buffers()
+        for frame in frames:
+            frame.time_base = stream.time_base  # the drained ones come without it
+        return frames
 
     def _image(self, frame: av.VideoFrame) -> np.ndarray:
         """The frame as BGR, scaled to the camera's ``size`` if it has one and the stream differs."""

@@ -106,6 +106,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._indexer = ThreadPoolExecutor(1, thread_name_prefix=f"vigil-index-{camera_id}")
         self._source: av.VideoStream | None = None
+        self._seconds_per_tick = 0.0  # the source stream's time base
         self._decoder: av.CodecContext | None = None
         self._resync = False
         self._anchor: datetime | None = None  # capture time of input time 0 of the current source
@@ -206,6 +207,7 @@ class Recorder:
         self._finish()
         frame_s = 1 / float(self._source.average_rate or 25) if self._source is not None else 0.0
         self._source = stream
+        self._seconds_per_tick = float(stream.time_base)  # floats per packet: Fraction arithmetic costs µs
         self._origin_pts = None
         name = stream.codec_context.name
         self.transcoding = name not in COPY_CODECS or self._masker is not None
@@ -233,7 +235,7 @@ class Recorder:
 
     def _capture_time(self, ts: int) -> datetime:
         assert self._anchor is not None and self._origin_pts is not None and self._source is not None
-        return self._anchor + timedelta(seconds=float((ts - self._origin_pts) * self._source.time_base))
+        return self._anchor + timedelta(seconds=(ts - self._origin_pts) * self._seconds_per_tick)
 
     def _reanchor(self, at: datetime, ts: int) -> datetime:
         """Live: follow the wall clock when the camera's clock has drifted from it (never going backwards)."""
@@ -277,7 +279,7 @@ class Recorder:
         packet.stream = seg.stream
         seg.keyframes += int(packet.is_keyframe)
         end = (packet.pts if packet.pts is not None else packet.dts) + (packet.duration or 0)
-        seg.last_end = max(seg.last_end, float((end - seg.origin) * packet.time_base))
+        seg.last_end = max(seg.last_end, (end - seg.origin) * self._seconds_per_tick)
         seg.container.mux(packet)
 
     def _encode(self, seg: _Open, frame: av.VideoFrame) -> None:
