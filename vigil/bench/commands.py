@@ -87,18 +87,36 @@ def _bar_callback(bar: Progress, description: str):
 
 @bench_app.command("plates")
 def bench_plates(
-    set_name: str = typer.Option("eu", "--set", help="Folder under plates/ (openalpr layout), or ocr_crops_us."),
+    set_name: str = typer.Option("eu", "--set", help="Folder under plates/ in the openalpr layout (eu, us)."),
+    crops: str = typer.Option("", "--crops", help="Instead: a folder of plate crops with a groundtruth.csv "
+                              "(file,region,TEXT): a path, or a name under plates/ (ocr_crops_us, cn_crops)."),
+    region: str = typer.Option("", "--region", help="Plate region(s), comma-separated (eu, us, rs,eu, cn, …; "
+                               "default: eu for --set, each crop's own region for --crops)."),
+    limit: int = typer.Option(0, "--limit", min=0, help="Use the first N images (0: all)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     image: Path = typer.Option(Path("out/bench-plates.png"), help="Annotated image to write."),
+    misses: Path = typer.Option(Path("out/bench-plates-misses.png"), help="Contact sheet of the misses to write."),
+    localiser: str = typer.Option("det", help="det (PP-OCR text boxes), haar or both."),
 ) -> None:
-    """Plate reading end to end on full images: exact, within one, detection recall, ms; whole-image baseline."""
-    from vigil.bench.plates import run_plate_bench
+    """Plate reading: detection recall, exact, within one, exact given detected, ms; the plain-rapidocr baseline."""
+    from vigil.bench.plates import run_crop_bench, run_plate_bench
+    from vigil.vision.plate_formats import check_regions
 
+    try:
+        regions = check_regions(region) if region else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--region") from None
+    name = crops or set_name
     with progress_bar() as bar:
-        result = run_plate_bench(set_name, progress=_bar_callback(bar, f"plates/{set_name}"), annotate_to=image)
+        progress = _bar_callback(bar, f"plates/{name}")
+        if crops:
+            result = run_crop_bench(crops, progress=progress, limit=limit or None, region=regions, misses_to=misses)
+        else:
+            result = run_plate_bench(set_name, progress=progress, annotate_to=image, region=regions,
+                                     localiser=localiser, limit=limit or None, misses_to=misses)
     if not as_json:
         result.pop("failures", None)
-    _emit(result, as_json, f"plates on {set_name}")
+    _emit(result, as_json, f"plates on {name}")
 
 
 @bench_app.command("crowd")
@@ -160,17 +178,35 @@ def bench_throughput(
     cameras: str = typer.Option("1,4,8,12,16,20,24", help="Camera counts to try, in order."),
     seconds: float = typer.Option(10.0, help="Measured seconds per trial (after a 3 s warm-up)."),
     interval: int = typer.Option(0, min=0, max=10, help="detector.interval: analysed frames between two detections."),
+    profile: str = typer.Option("vtest", help="vtest: busy 768x576 cameras; city: 1080p25 main streams with "
+                                "640x360 substreams, busy and quiet, every main stream recorded."),
+    mixes: str = typer.Option("50,75,100,125", help="city: total cameras tried in the 20% busy / 80% quiet mix."),
+    busy: str = typer.Option("20,30,40", help="city: all-busy camera counts tried."),
 ) -> None:
-    """N busy cameras in real time: CPU per camera-second (full vs decode-only), drops, max cameras, peak RSS."""
-    from vigil.bench.throughput import run_throughput_bench
-
-    try:
-        counts = [int(n) for n in cameras.split(",")]
-    except ValueError:
-        raise typer.BadParameter("--cameras must be a comma-separated list of integers") from None
+    """N cameras in real time: CPU per camera-second against decode-only, drops, max cameras, peak RSS."""
+    if profile not in ("vtest", "city"):
+        raise typer.BadParameter(f"--profile {profile!r}: choose vtest or city")
+    counts, mix_counts, busy_counts = (_counts(text, option) for text, option in
+                                       ((cameras, "--cameras"), (mixes, "--mixes"), (busy, "--busy")))
     with progress_bar() as bar:
-        result = run_throughput_bench(counts, seconds, progress=bar, interval=interval)
-    _emit(result, as_json, "throughput on vtest_h264.mp4")
+        if profile == "city":
+            from vigil.bench.throughput_city import run_city_bench
+
+            task = bar.add_task("city profile", total=None)
+            result = run_city_bench(mix_counts, busy_counts, seconds,
+                                    step=lambda what: bar.update(task, description=what))
+        else:
+            from vigil.bench.throughput import run_throughput_bench
+
+            result = run_throughput_bench(counts, seconds, progress=bar, interval=interval)
+    _emit(result, as_json, "throughput, city profile" if profile == "city" else "throughput on vtest_h264.mp4")
+
+
+def _counts(text: str, option: str) -> list[int]:
+    try:
+        return [int(n) for n in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"{option} must be a comma-separated list of integers") from None
 
 
 @bench_app.command("search")

@@ -301,7 +301,7 @@ class PlateEnricher:
 class RecognitionModels:
     """The recognition models, loaded on first use from the model cache and shared by every camera."""
 
-    def __init__(self, plate_region: str = "generic", faces: FaceRecognitionConfig | None = None) -> None:
+    def __init__(self, plate_region: str | list[str] = "generic", faces: FaceRecognitionConfig | None = None) -> None:
         self.plate_region = plate_region
         self.faces = faces or FaceRecognitionConfig()
         self._face_detector: FaceFinder | None = None
@@ -358,7 +358,11 @@ class RecognitionEnrichers:
             self.faces[camera.id] = face
             enrichers.append(face)
         if camera.recognition.plates:
-            plate = PlateEnricher(camera.id, self.models.plate_reader(), self.matcher, self.config.recognition.plates,
+            reader = self.models.plate_reader()
+            regions = self.config.recognition.plates.regions_for(camera)
+            if camera.recognition.plate_regions:  # its own regions, sharing the site reader's models
+                reader = reader.with_regions(regions)
+            plate = PlateEnricher(camera.id, reader, self.matcher, self.config.recognition.plates,
                                   self.sightings, self.snapshots, allowed=self.plate_allowed)
             self.plates[camera.id] = plate
             enrichers.append(plate)

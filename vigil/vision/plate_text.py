@@ -1,92 +1,129 @@
-"""Plate text: normalisation with region formats, confusable-aware distance, hotlist matching, track voting."""
+"""Plate text: normalisation to region formats (data: ``plate_formats.yaml``), confusable-aware distance,
+hotlist matching, track voting."""
 
 from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-CONFUSABLES: tuple[tuple[str, str], ...] = (("O", "0"), ("I", "1"), ("B", "8"), ("S", "5"), ("Z", "2"), ("G", "6"))
+from vigil.vision.plate_formats import (
+    PlateFormat,
+    check_regions,
+    extra_characters,
+    known_regions,
+    leading_characters,
+    plate_characters,
+    region_formats,
+)
 
-# Region → plate formats (regexes over upper-case alphanumerics, no separators). "generic" has no format:
-# text is only upper-cased and stripped. Pass your own mapping to PlateNormaliser for other regions.
-REGION_FORMATS: dict[str, tuple[str, ...]] = {
-    "generic": (),
-    "eu": (
-        r"[A-Z]{2}\d{3}[A-Z]{2}",  # SK, IT, FR (AA123AA)
-        r"\d[A-Z][A-Z0-9]\d{4}",  # CZ (1AB 2345)
-        r"[A-Z]{2}\d{5}",  # PL (WA 12345)
-        r"[A-Z]{3}\d{4,5}",  # PL, SK older
-        r"\d{4}[A-Z]{3}",  # ES (1234 ABC)
-        r"[A-Z]{2}\d{2}[A-Z]{3}",  # UK (AB12 CDE)
-    ),
-    "us": (r"[A-Z0-9]{2,8}",),
-    "uk": (r"[A-Z]{2}\d{2}[A-Z]{3}",),
-}
+CONFUSABLES: tuple[tuple[str, str], ...] = (("O", "0"), ("I", "1"), ("B", "8"), ("S", "5"), ("Z", "2"), ("G", "6"))
 
 STRAY_READS = frozenset("O08QD")  # what emblems and stickers between character groups are read as
 _TO_DIGIT = dict(CONFUSABLES)
 _TO_LETTER = {digit: letter for letter, digit in CONFUSABLES}
-_NON_ALNUM = re.compile(r"[^A-Z0-9]")
+#: Cyrillic letters that look like Latin ones (Serbian, Bulgarian, Russian plates; OCR may return either), and
+#: Latin letters with marks (Serbian Č, Ć, Š, Ž, Đ; read plainly on plates and in hotlists)
+LOOKALIKES = str.maketrans("АВЕКМНОРСТУХЅІЈЁ", "ABEKMHOPCTYXSIJE") | {ord("Đ"): "D", ord("Ð"): "D"}
+PLATE_CJK = plate_characters()  # Chinese characters that occur on plates (province, special suffixes)
+#: region → its format regexes, from the data file (kept for callers of the former hard-coded table)
+REGION_FORMATS: dict[str, tuple[str, ...]] = {
+    region: tuple(f.regex.pattern for f in region_formats(region)) for region in known_regions()}
 
 
-def clean(text: str) -> str:
-    """Upper case, alphanumerics only."""
-    return _NON_ALNUM.sub("", text.upper())
+def clean(text: str, keep: str = PLATE_CJK) -> str:
+    """Upper case; lookalike Cyrillic to Latin, marks dropped; then only A-Z, 0-9 and the characters of ``keep``
+    (by default the Chinese plate characters; ``""`` for Latin alphanumerics alone)."""
+    folded = unicodedata.normalize("NFKD", text.upper().translate(LOOKALIKES))
+    return "".join(ch for ch in folded if "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in keep)
 
 
 @dataclass(frozen=True, slots=True)
 class Normalised:
     """A normalised read: ``text``, how many confusables were swapped, how many stray characters dropped
-    from the ends, and whether a region format matched."""
+    from the ends, whether a region format matched, which region's, and that format's extra cost."""
 
     text: str
     substitutions: int = 0
     dropped: int = 0
     formatted: bool = False
+    region: str = ""
+    cost: float = 0.0  # the matched format's extra cost: above 0 for a loose catch-all
+
+
+FormatLike = PlateFormat | str
 
 
 class PlateNormaliser:
     """Cleans OCR text and resolves confusables (O/0, I/1, B/8, S/5, Z/2, G/6) so that it fits one of the
-    region's formats, with the fewest swaps; stray characters at the ends (country codes, frame marks)
-    are dropped when the remaining text fits a format."""
+    formats, with the fewest swaps (plus the cost of a loose format; earlier formats win ties); stray characters
+    at the ends (country codes, frame marks) are dropped when the remaining text fits a format.
 
-    def __init__(self, formats: tuple[str, ...] | list[str] = (), max_drop_left: int = 3, max_drop_right: int = 2,
-                 drop_inside: bool = True, max_substitutions: int = 3):
-        self.patterns = [re.compile(pattern) for pattern in formats]
+    ``formats`` are ``PlateFormat``s (``for_regions``) or plain regexes over cleaned text."""
+
+    def __init__(self, formats: tuple[FormatLike, ...] | list[FormatLike] = (), max_drop_left: int = 3,
+                 max_drop_right: int = 2, drop_inside: bool = True, max_substitutions: int = 3,
+                 regions: tuple[str, ...] = ()):
+        self.formats = [f if isinstance(f, PlateFormat) else PlateFormat(f, re.compile(f)) for f in formats]
+        self.patterns = [f.regex for f in self.formats]
+        self.keep = extra_characters(self.formats)  # e.g. the province characters for cn
+        self.provinces = leading_characters(self.formats)  # characters a format begins with (cn provinces)
+        self.regions = regions
         self.max_drop_left = max_drop_left
         self.max_drop_right = max_drop_right
         self.drop_inside = drop_inside
         self.max_substitutions = max_substitutions
 
     @classmethod
-    def for_region(cls, region: str, formats: dict[str, tuple[str, ...]] | None = None) -> PlateNormaliser:
-        table = formats or REGION_FORMATS
-        if region not in table:
-            raise KeyError(f"unknown plate region {region!r}; known: {', '.join(table)}")
-        return cls(table[region])
+    def for_regions(cls, regions: str | list[str] | tuple[str, ...]) -> PlateNormaliser:
+        """The normaliser of one region or several (``"rs"``, ``["rs", "eu"]``, ``"rs,eu"``); names as in
+        ``plate_formats.yaml``. ``KeyError`` for an unknown one."""
+        try:
+            names = tuple(check_regions(regions))
+        except ValueError as exc:
+            raise KeyError(str(exc)) from None
+        return cls(region_formats(names), regions=names)
 
-    def _fit(self, text: str) -> tuple[str, int] | None:
-        """The variant of ``text`` matching a format with the fewest confusable swaps (earlier formats win ties)."""
+    @classmethod
+    def for_region(cls, region: str | list[str], formats: dict[str, tuple[str, ...]] | None = None) -> PlateNormaliser:
+        """``for_regions``, or the region of a custom ``{region: (regex, ...)}`` table when ``formats`` is given."""
+        if formats is None:
+            return cls.for_regions(region)
+        if region not in formats:
+            raise KeyError(f"unknown plate region {region!r}; known: {', '.join(formats)}")
+        return cls(formats[region], regions=(str(region),))
+
+    def _fit(self, text: str) -> tuple[str, int, PlateFormat] | None:
+        """The variant of ``text`` matching a format at the lowest cost (swaps + the format's cost; earlier
+        formats win ties)."""
         options = [(ch, _TO_DIGIT.get(ch) or _TO_LETTER.get(ch)) for ch in text]
         swappable = [i for i, (_, alt) in enumerate(options) if alt]
+        best: tuple[str, int, PlateFormat] | None = None
+        best_rank = (float("inf"), 0)
         for count in range(min(len(swappable), self.max_substitutions) + 1):
+            if count > best_rank[0]:
+                break
             variants = []
             for chosen in itertools.combinations(swappable, count):
                 chars = list(text)
                 for i in chosen:
                     chars[i] = options[i][1]  # type: ignore[assignment]
                 variants.append("".join(chars))
-            for pattern in self.patterns:
-                for variant in variants:
-                    if pattern.fullmatch(variant):
-                        return variant, count
-        return None
+            for order, fmt in enumerate(self.formats):
+                rank = (count + fmt.cost, order)
+                if rank >= best_rank:
+                    continue
+                hit = next((v for v in variants if fmt.regex.fullmatch(v)), None)
+                if hit is not None:
+                    best, best_rank = (hit, count, fmt), rank
+        return best
 
     def _parts(self, text: str) -> list[tuple[str, int, float]]:
         """Sub-strings to try: (text, characters dropped, cost). Country codes sit on the left; one stray
-        character between groups (an emblem or sticker read as O, 8 or a dot) may be dropped inside."""
+        character between groups (an emblem or sticker read as O, 8 or a dot) may be dropped inside, at a little
+        less than dropping an end character."""
         parts = []
         for left in range(min(self.max_drop_left, len(text)) + 1):
             for right in range(min(self.max_drop_right, len(text) - left) + 1):
@@ -99,19 +136,20 @@ class PlateNormaliser:
         return sorted(parts, key=lambda p: p[2])
 
     def normalise(self, raw: str) -> Normalised:
-        text = clean(raw)
-        if not self.patterns or not text:
+        text = clean(raw, self.keep)
+        if not self.formats or not text:
             return Normalised(text)
         best: Normalised | None = None
-        best_rank: tuple[float, int, int] = (float("inf"), 0, 0)
+        best_rank: tuple[float, int, int, int] = (float("inf"), 0, 0, 0)
         for part, dropped, drop_cost in self._parts(text):
             if drop_cost > best_rank[0]:
                 continue
             fitted = self._fit(part)
             if fitted is None:
                 continue
-            candidate = Normalised(fitted[0], fitted[1], dropped, True)
-            rank = (candidate.substitutions + drop_cost, candidate.substitutions, -len(candidate.text))
+            variant, swaps, fmt = fitted
+            candidate = Normalised(variant, swaps, dropped, True, fmt.region, fmt.cost)
+            rank = (swaps + fmt.cost + drop_cost, dropped, swaps, -len(variant))  # at a tie, keep characters
             if rank < best_rank:
                 best, best_rank = candidate, rank
         return best or Normalised(text)

@@ -1,5 +1,7 @@
 """Licence-plate reading: localise (PP-OCR text detection, optionally the Haar cascade), recognise
-(PP-OCR recognition via rapidocr on rectified, padded crops), normalise to a region's formats.
+(PP-OCR recognition via rapidocr's model on rectified, padded crops), normalise to the formats of one or more
+regions (``plate_formats.yaml``); for Chinese plates the province character is kept, and recovered from the
+recogniser's probabilities when the greedy read drops or misreads it.
 
 Models come only from the local cache (``model_path``); rapidocr is given explicit paths for its
 detection, recognition and direction-classifier models, so its bundled copies are never read.
@@ -7,11 +9,11 @@ detection, recognition and direction-classifier models, so its bundled copies ar
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 from rapidocr import RapidOCR
-from rapidocr.ch_ppocr_rec import TextRecInput
 
 from vigil.vision.models import model_path
 from vigil.vision.plate_localise import (
@@ -21,6 +23,7 @@ from vigil.vision.plate_localise import (
     rectified_crop,
     text_candidates,
 )
+from vigil.vision.plate_ocr import PlateRecogniser, Recognised
 from vigil.vision.plate_text import (
     CONFUSABLES,
     REGION_FORMATS,
@@ -35,7 +38,7 @@ from vigil.vision.plate_text import (
 
 __all__ = [
     "CONFUSABLES", "REGION_FORMATS", "HotlistMatch", "Normalised", "PlateNormaliser", "PlateRead", "PlateReader",
-    "PlateVoter", "clean", "make_ocr", "match_hotlist", "plate_distance",
+    "PlateVoter", "Regions", "clean", "make_ocr", "match_hotlist", "plate_distance",
 ]
 
 
@@ -73,24 +76,41 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
-class PlateReader:
-    """``read(image_bgr, vehicle_box=None) -> list[PlateRead]``: plate reads, best first.
+Regions = str | list[str] | tuple[str, ...]
 
-    ``localiser`` is ``"det"`` (PP-OCR text detection), ``"haar"`` or ``"both"``.
+
+class PlateReader:
+    """``read(image_bgr, vehicle_box=None) -> list[PlateRead]``: plate reads, best first; ``read_crop(crop)``
+    for an image that is already a plate.
+
+    ``region`` is a region name, a list of them (``["rs", "eu"]``) or a comma-separated string; the read is fitted
+    to the best format of any of them. ``localiser`` is ``"det"`` (PP-OCR text detection), ``"haar"`` or ``"both"``.
     """
 
-    def __init__(self, ocr: RapidOCR | None = None, region: str = "generic", normaliser: PlateNormaliser | None = None,
-                 localiser: str = "det", min_chars: int = 4, max_chars: int = 10, min_confidence: float = 0.5,
-                 max_candidates: int = 12):
+    def __init__(self, ocr: RapidOCR | None = None, region: Regions = "generic",
+                 normaliser: PlateNormaliser | None = None, localiser: str = "det", min_chars: int = 4,
+                 max_chars: int = 10, min_confidence: float = 0.5, max_candidates: int = 12):
         if localiser not in ("det", "haar", "both"):
             raise ValueError(f"localiser must be det, haar or both, not {localiser!r}")
         self.ocr = ocr or make_ocr()
-        self.normaliser = normaliser or PlateNormaliser.for_region(region)
+        self.normaliser = normaliser or PlateNormaliser.for_regions(region)
         self.localiser = localiser
         self.cascade = load_haar_cascade() if localiser in ("haar", "both") else None
         self.min_chars, self.max_chars = min_chars, max_chars
         self.min_confidence = min_confidence
         self.max_candidates = max_candidates
+        self.recogniser = PlateRecogniser(self.ocr)
+        self.min_lead_confidence = 1e-4  # a province character the greedy read lacks, from the probabilities
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        return self.normaliser.regions
+
+    def with_regions(self, region: Regions) -> PlateReader:
+        """A reader for other regions (e.g. one camera's) sharing this one's models."""
+        other = copy.copy(self)
+        other.normaliser = PlateNormaliser.for_regions(region)
+        return other
 
     def candidates(self, image_bgr: np.ndarray) -> list[Candidate]:
         found: list[Candidate] = []
@@ -102,24 +122,62 @@ class PlateReader:
         return found
 
     def recognise(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
-        """rapidocr recognition of ready crops: (text, confidence) each."""
-        if not crops:
-            return []
-        recogniser = self.ocr._load_rec_model()  # rapidocr's lazily built recogniser; batching needs it directly
-        out = recogniser(TextRecInput(img=crops))
-        return [(str(t), float(s)) for t, s in zip(out.txts, out.scores, strict=True)]
+        """Recognition of ready crops: (raw text, confidence) each."""
+        return [(r.text, r.confidence) for r in self.recogniser(crops)]
+
+    def _recognise(self, crops: list[np.ndarray]) -> list[tuple[Recognised, ...]]:
+        """Alternative reads of each crop: one, or for regions with province characters (cn) two polarities."""
+        provinces = self.normaliser.provinces
+        if provinces:
+            return self.recogniser.read_both_polarities(crops, provinces)
+        return [(r,) for r in self.recogniser(crops)]
+
+    def _normalise(self, alternatives: tuple[Recognised, ...]) -> tuple[Normalised, float, str]:
+        """(normalised read, confidence, raw text) of the best alternative; a province character the greedy read
+        lacks is tried in front of the read, or in place of its first character, and kept when that fits."""
+        provinces = self.normaliser.provinces
+        options = []
+        for recognised in alternatives:
+            norm = self.normaliser.normalise(recognised.text)
+            options.append((norm, recognised.confidence, recognised.text))
+            if (provinces and recognised.lead_confidence >= self.min_lead_confidence
+                    and not (norm.text and norm.text[0] in provinces)):
+                for replace_first in (False, True):
+                    raw, confidence = recognised.with_lead(replace_first)
+                    fitted = self.normaliser.normalise(raw)
+                    if fitted.formatted:
+                        options.append((fitted, confidence, raw))
+        return min(options, key=lambda o: (not o[0].formatted, o[0].substitutions + o[0].dropped, -o[1]))
+
+    def read_crop(self, crop_bgr: np.ndarray, pad: float = 0.15) -> PlateRead:
+        """Read an image that is a plate (a crop): the whole image is the plate."""
+        height, width = crop_bgr.shape[:2]
+        quad = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+        norm, confidence, raw = self._normalise(self._recognise([rectified_crop(crop_bgr, quad, pad=pad)])[0])
+        score = min(1.0, self._score(norm, confidence))
+        return PlateRead(norm.text, round(score, 4), (0.0, 0.0, float(width), float(height)), raw, "crop")
 
     def _score(self, norm: Normalised, confidence: float) -> float:
+        """How plate-like a read is (not clipped to 1, so that reads above 1 are still ranked; 0 = not a plate)."""
         if not self.min_chars <= len(norm.text) <= self.max_chars:
             return 0.0
-        score = confidence * (1.1 if norm.formatted else 1.0) - 0.04 * norm.substitutions - 0.06 * norm.dropped
+        strict = norm.formatted and norm.cost == 0  # a real format, not a catch-all such as us-any
+        score = confidence * (1.1 if strict else 1.0) - 0.04 * norm.substitutions - 0.06 * norm.dropped
+        score += 0.01 * min(len(norm.text), 8)  # plates have 6-8 characters; words and fragments fewer
         if len(norm.text) < 5 or norm.text.isdigit():  # years, house numbers, phone fragments
             score -= 0.1
-        return max(0.0, min(1.0, score))
+        if not strict and not any(ch.isdigit() for ch in norm.text):  # words: makes, dealers, state names, slogans
+            score -= 0.15
+        return max(0.0, score)
 
     def read(self, image_bgr: np.ndarray,
              vehicle_box: tuple[float, float, float, float] | None = None) -> list[PlateRead]:
         """Plate reads in the vehicle box (or the whole image), best first, boxes in image pixels."""
+        return self.read_with_candidates(image_bgr, vehicle_box)[0]
+
+    def read_with_candidates(self, image_bgr: np.ndarray, vehicle_box: tuple[float, float, float, float] | None = None
+                             ) -> tuple[list[PlateRead], list[tuple[float, float, float, float]]]:
+        """``read``, and every candidate box that was recognised (image pixels), to measure localisation."""
         offset = np.zeros(2, np.float32)
         region = image_bgr
         if vehicle_box is not None:
@@ -127,21 +185,23 @@ class PlateReader:
             x1, y1, x2, y2 = (round(float(v)) for v in vehicle_box)
             x1, y1, x2, y2 = max(0, x1), max(0, y1), min(width, x2), min(height, y2)
             if x2 - x1 < 16 or y2 - y1 < 8:
-                return []
+                return [], []
             region = image_bgr[y1:y2, x1:x2]
             offset = np.array([x1, y1], np.float32)
         found = self.candidates(region)[: self.max_candidates * 2]
-        texts = self.recognise([rectified_crop(region, c.quad) for c in found])
+        texts = self._recognise([rectified_crop(region, c.quad) for c in found])
         reads = []
-        for candidate, (raw, confidence) in zip(found, texts, strict=True):
-            norm = self.normaliser.normalise(raw)
+        for candidate, alternatives in zip(found, texts, strict=True):
+            norm, confidence, raw = self._normalise(alternatives)
             score = self._score(norm, confidence)
             if score >= self.min_confidence:
                 box = candidate.xyxy + np.concatenate([offset, offset])
-                reads.append(PlateRead(norm.text, round(score, 4), tuple(float(v) for v in box), raw, candidate.source))
-        reads.sort(key=lambda r: -r.confidence)
+                reads.append((score, PlateRead(norm.text, round(min(1.0, score), 4), tuple(float(v) for v in box), raw,
+                                               candidate.source)))
+        reads.sort(key=lambda r: -r[0])
         kept: list[PlateRead] = []
-        for read in reads:  # one read per place: drop weaker reads overlapping a kept one
+        for _, read in reads:  # one read per place: drop weaker reads overlapping a kept one
             if all(_iou(np.array(read.box), np.array(k.box)) < 0.3 for k in kept):
                 kept.append(read)
-        return kept
+        boxes = [tuple(float(v) for v in c.xyxy + np.concatenate([offset, offset])) for c in found]
+        return kept, boxes  # type: ignore[return-value]
