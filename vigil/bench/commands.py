@@ -193,7 +193,7 @@ def bench_throughput(
             from vigil.bench.throughput_city import run_city_bench
 
             task = bar.add_task("city profile", total=None)
-            result = run_city_bench(mix_counts, busy_counts, seconds,
+            result = run_city_bench(mix_counts, busy_counts, seconds, interval=interval,
                                     step=lambda what: bar.update(task, description=what))
         else:
             from vigil.bench.throughput import run_throughput_bench

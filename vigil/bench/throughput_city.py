@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from vigil.bench.throughput import ANALYSIS_FPS, isolated
-from vigil.config import CameraConfig, Config, RecordingConfig
+from vigil.config import CameraConfig, Config, DetectorConfig, RecordingConfig
 from vigil.paths import data_file
 from vigil.runtime import Node
 from vigil.sources.reader import StreamReader
@@ -98,11 +98,12 @@ def _measure(node: Node, seconds: float, busy: set[str]) -> dict:
             and max(lags) < 2 * GOP_S + 1}
 
 
-def city_trial(streams: dict[str, dict[str, Path]], busy: int, quiet: int, seconds: float) -> dict:
-    """``busy`` + ``quiet`` cameras, every main stream recorded, in this (fresh) process."""
+def city_trial(streams: dict[str, dict[str, Path]], busy: int, quiet: int, seconds: float, interval: int = 0) -> dict:
+    """``busy`` + ``quiet`` cameras, every main stream recorded, in this (fresh) process; ``interval``: the
+    detector's (analysed frames between two detections)."""
     cameras = [_camera(f"busy{i:03d}", streams["busy"]) for i in range(busy)]
     cameras += [_camera(f"quiet{i:03d}", streams["quiet"]) for i in range(quiet)]
-    config = Config(cameras=cameras)
+    config = Config(cameras=cameras, detector=DetectorConfig(interval=interval))
     with tempfile.TemporaryDirectory(prefix="vigil-city-") as work:
         url = f"sqlite:///{work}/vigil.db"
         upgrade(url, "heads")
@@ -184,26 +185,27 @@ def first_detection_delays(folder: Path, offsets: tuple[float, ...] = (0.0, 0.4,
 
 
 def run_city_bench(mixes: list[int], busy_counts: list[int], seconds: float = 15.0, per_class: int = 10,
-                   work_dir: Path = Path("out"), step: Callable[[str], None] = lambda _s: None) -> dict:
+                   work_dir: Path = Path("out"), step: Callable[[str], None] = lambda _s: None,
+                   interval: int = 0) -> dict:
     """The whole city profile; ``mixes``: total camera counts tried at 20% busy; ``busy_counts``: all-busy counts."""
     streams = make_streams(work_dir / "city-streams")
     step(f"{per_class} busy cameras")
-    busy = isolated(city_trial, streams, per_class, 0, seconds)
+    busy = isolated(city_trial, streams, per_class, 0, seconds, interval)
     step(f"{per_class} quiet cameras")
-    quiet = isolated(city_trial, streams, 0, per_class, seconds)
+    quiet = isolated(city_trial, streams, 0, per_class, seconds, interval)
     step("naive decode of the main streams")
     naive = {kind: isolated(naive_decode, streams[kind]["main"], per_class // 2, seconds) for kind in streams}
     trials = []
     for total in mixes:
         step(f"city mix of {total} cameras")
-        trial = isolated(city_trial, streams, round(total * 0.2), total - round(total * 0.2), seconds)
+        trial = isolated(city_trial, streams, round(total * 0.2), total - round(total * 0.2), seconds, interval)
         trials.append(trial)
         if not trial["keeps_up"]:
             break
     busy_trials = []
     for n in busy_counts:
         step(f"{n} busy cameras")
-        trial = isolated(city_trial, streams, n, 0, seconds)
+        trial = isolated(city_trial, streams, n, 0, seconds, interval)
         busy_trials.append(trial)
         if not trial["keeps_up"]:
             break
@@ -222,6 +224,6 @@ def run_city_bench(mixes: list[int], busy_counts: list[int], seconds: float = 15
         "first_detection": delay,
         "mixed_trials": trials, "busy_trials": busy_trials,
         "streams": {"main": f"{MAIN[0]}x{MAIN[1]}@25", "sub": f"{SUB[0]}x{SUB[1]}@25", "gop_s": GOP_S,
-                    "analysed_fps": ANALYSIS_FPS},
+                    "analysed_fps": ANALYSIS_FPS, "detector_interval": interval},
         "seconds_per_trial": seconds,
     }}
