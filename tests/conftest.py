@@ -88,3 +88,15 @@ def users(store: Store, clock: Clock) -> UserStore:
     """Users over the parametrised store, with their own audit log, on the test clock."""
     audit = AuditLog(store, AuditSigner.generate(), clock=clock)
     return UserStore(store, audit, hasher=FAST_HASHER, clock=clock)
+
+
+@pytest.fixture(scope="module")
+def plate_reader():
+    """A plate reader for the EU formats (PP-OCR is loaded once per module), skipped without the models."""
+    from vigil.errors import ModelError
+    from vigil.vision.plates import PlateReader
+
+    try:
+        return PlateReader(region="eu")
+    except ModelError as exc:
+        pytest.skip(f"PP-OCR models not in the cache: {exc}")

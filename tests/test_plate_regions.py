@@ -10,23 +10,13 @@ import numpy as np
 import pytest
 
 from vigil.config import parse_config
-from vigil.errors import ConfigError, ModelError
+from vigil.errors import ConfigError
 from vigil.paths import data_root
 from vigil.vision.enrichers import RecognitionEnrichers, RecognitionModels
 from vigil.vision.plate_formats import check_regions, known_regions, region_formats
 from vigil.vision.plate_text import PlateNormaliser, clean
 
 PLATES = data_root() / "plates"
-
-
-@pytest.fixture(scope="module")
-def reader():
-    from vigil.vision.plates import PlateReader
-
-    try:
-        return PlateReader(region="eu")
-    except ModelError as exc:
-        pytest.skip(f"PP-OCR models not in the cache: {exc}")
 
 
 def _photo(set_name: str, stem: str) -> tuple[np.ndarray, str]:
@@ -56,23 +46,23 @@ def _rendered_plate(text: str) -> np.ndarray:
 
 
 @pytest.mark.parametrize("stem", ["316b64c0-55bf-4079-a1c0-d93f461a576f", "21d8c31d-3deb-494b-9c63-c0223306fd82"])
-def test_reads_a_us_photo_with_region_us(reader, stem):
+def test_reads_a_us_photo_with_region_us(plate_reader, stem):
     image, truth = _photo("us", stem)
-    reads = reader.with_regions("us").read(image)
+    reads = plate_reader.with_regions("us").read(image)
     assert reads and reads[0].text == truth
 
 
-def test_reads_an_eu_photo_with_region_eu(reader):
+def test_reads_an_eu_photo_with_region_eu(plate_reader):
     image, truth = _photo("eu", "test_050")
-    assert reader.read(image)[0].text == truth
+    assert plate_reader.read(image)[0].text == truth
 
 
-def test_reads_a_chinese_crop_with_its_province_character(reader):
+def test_reads_a_chinese_crop_with_its_province_character(plate_reader):
     image, truth = _cn_crop("cn0000.jpg")  # 京PL3N67
-    read = reader.with_regions("cn").read_crop(image)
+    read = plate_reader.with_regions("cn").read_crop(image)
     assert read.text == truth and read.text[0] == "京"
     missing, truth = _cn_crop("cn0020.jpg")  # PP-OCR's greedy read drops the 皖; the probabilities keep it
-    assert reader.with_regions("cn").read_crop(missing).text == truth
+    assert plate_reader.with_regions("cn").read_crop(missing).text == truth
 
 
 def test_serbian_plates_normalise_with_confusables_and_cyrillic():
@@ -85,8 +75,8 @@ def test_serbian_plates_normalise_with_confusables_and_cyrillic():
     assert clean("ВG·123-АВ") == "BG123AB"
 
 
-def test_reads_a_rendered_serbian_plate(reader):
-    reads = reader.with_regions("rs").read(_rendered_plate("BG 1234-AB"))
+def test_reads_a_rendered_serbian_plate(plate_reader):
+    reads = plate_reader.with_regions("rs").read(_rendered_plate("BG 1234-AB"))
     assert reads and reads[0].text == "BG1234AB"
 
 
@@ -107,7 +97,7 @@ def test_several_regions_pick_the_best_fit_across_their_formats():
     assert {"eu", "de", "fr", "pl", "rs", "uk", "us", "us-ca", "br", "cn", "generic"} <= set(known_regions())
 
 
-def test_a_camera_with_two_regions_reads_both(reader):
+def test_a_camera_with_two_regions_reads_both(plate_reader):
     config = parse_config({
         "recognition": {"plates": {"region": "eu"}},
         "cameras": [
@@ -118,16 +108,16 @@ def test_a_camera_with_two_regions_reads_both(reader):
     border, street = config.cameras
     assert config.recognition.plates.regions_for(street) == "eu"
     models = RecognitionModels("eu")
-    models._plate_reader = reader  # the module's reader: its models are loaded once
+    models._plate_reader = plate_reader  # the module's reader: its models are loaded once
     enrichers = RecognitionEnrichers(config, lists=None, sightings=None, models=models, colour=False)  # type: ignore[arg-type]
     enrichers(border), enrichers(street)
     camera_reader = enrichers.plates["border"].reader  # what the live pipeline of that camera reads with
-    assert camera_reader.regions == ("cn", "eu") and enrichers.plates["street"].reader is reader
+    assert camera_reader.regions == ("cn", "eu") and enrichers.plates["street"].reader is plate_reader
     crop, cn_truth = _cn_crop("cn0000.jpg")
     photo, eu_truth = _photo("eu", "test_050")
     assert camera_reader.read_crop(crop).text == cn_truth
     assert camera_reader.read(photo)[0].text == eu_truth
-    assert reader.read_crop(crop).text != cn_truth  # the site's eu alone drops the province character
+    assert plate_reader.read_crop(crop).text != cn_truth  # the site's eu alone drops the province character
 
 
 def test_unknown_region_is_a_one_line_config_error():
@@ -143,7 +133,7 @@ def test_unknown_region_is_a_one_line_config_error():
         check_regions("narnia")
 
 
-def test_crop_bench_reports_per_set(tmp_path, reader):
+def test_crop_bench_reports_per_set(tmp_path, plate_reader):
     if not (PLATES / "cn_crops").is_dir():
         pytest.skip("cn_crops not found")
     from vigil.bench.plates import run_crop_bench

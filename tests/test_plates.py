@@ -6,21 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from vigil.errors import ModelError
 from vigil.paths import data_root
 from vigil.vision.plate_text import PlateNormaliser, PlateVoter, clean, match_hotlist, plate_distance
 
 EU = data_root() / "plates" / "eu"
-
-
-@pytest.fixture(scope="module")
-def reader():
-    from vigil.vision.plates import PlateReader
-
-    try:
-        return PlateReader(region="eu")
-    except ModelError as exc:
-        pytest.skip(f"PP-OCR models not in the cache: {exc}")
 
 
 def _truth(name: str) -> tuple[np.ndarray, tuple[float, float, float, float], str]:
@@ -32,9 +21,9 @@ def _truth(name: str) -> tuple[np.ndarray, tuple[float, float, float, float], st
 
 
 @pytest.mark.parametrize("name", ["eu1", "test_050", "test_072"])
-def test_reads_real_eu_plates_end_to_end(reader, name):
+def test_reads_real_eu_plates_end_to_end(plate_reader, name):
     image, (x1, y1, x2, y2), truth = _truth(name)
-    reads = reader.read(image)
+    reads = plate_reader.read(image)
     assert reads, f"no plate read in {name}"
     best = reads[0]
     assert best.text == truth
@@ -42,22 +31,22 @@ def test_reads_real_eu_plates_end_to_end(reader, name):
     assert bx1 < x2 and bx2 > x1 and by1 < y2 and by2 > y1
 
 
-def test_vehicle_box_restricts_the_search_and_keeps_image_coordinates(reader):
+def test_vehicle_box_restricts_the_search_and_keeps_image_coordinates(plate_reader):
     image, (x1, y1, x2, y2), truth = _truth("eu1")
     vehicle = (max(0, x1 - 150), max(0, y1 - 120), x2 + 150, y2 + 60)
-    reads = reader.read(image, vehicle_box=vehicle)
+    reads = plate_reader.read(image, vehicle_box=vehicle)
     assert reads[0].text == truth
     assert abs(reads[0].box[0] - x1) < 60 and abs(reads[0].box[1] - y1) < 30
-    elsewhere = reader.read(image, vehicle_box=(0, 0, 200, 150))  # a box away from the plate
+    elsewhere = plate_reader.read(image, vehicle_box=(0, 0, 200, 150))  # a box away from the plate
     assert all(read.text != truth for read in elsewhere)
 
 
-def test_reads_a_rendered_plate(reader):
+def test_reads_a_rendered_plate(plate_reader):
     scene = np.full((480, 640, 3), 90, np.uint8)
     cv2.rectangle(scene, (200, 300), (440, 360), (245, 245, 245), -1)
     cv2.rectangle(scene, (200, 300), (440, 360), (20, 20, 20), 3)
     cv2.putText(scene, "AB 123 CD", (214, 345), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (10, 10, 10), 3, cv2.LINE_AA)
-    reads = reader.read(scene)
+    reads = plate_reader.read(scene)
     assert reads and reads[0].text == "AB123CD"
     assert 180 < reads[0].box[0] < 260 and 280 < reads[0].box[1] < 330
 

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -44,8 +45,12 @@ def _cameras(video: Path, n: int, realtime: bool = True, interval: int = 0) -> C
 
 def decode_only(video: Path, n: int, seconds: float) -> dict:
     """CPU-seconds per camera-second for reading and sampling alone."""
-    config = _cameras(video, n)
-    readers = [StreamReader(c).start() for c in config.cameras]
+    return {"cpu_per_camera_second": decode_cpu(_cameras(video, n).cameras, seconds)}
+
+
+def decode_cpu(cameras: list[CameraConfig], seconds: float) -> float:
+    """CPU-seconds per camera-second of these cameras' readers, their frames taken and thrown away."""
+    readers = [StreamReader(c).start() for c in cameras]
     stop = threading.Event()
 
     def drain() -> None:
@@ -63,16 +68,26 @@ def decode_only(video: Path, n: int, seconds: float) -> dict:
     stop.set()
     for reader in readers:
         reader.stop(timeout=2)
-    return {"cpu_per_camera_second": round(cpu / (n * wall), 4)}
+    return round(cpu / (len(cameras) * wall), 4)
 
 
-def full_pipeline(video: Path, n: int, seconds: float, motion_gate: bool = True, interval: int = 0) -> dict:
-    """The whole frame path for N cameras; per-camera rates, drops and CPU per camera-second."""
-    config = _cameras(video, n, interval=interval)
-    node = Node(config, create_detector(config.detector), motion_gate=motion_gate)
+@dataclass(slots=True)
+class NodeRun:
+    """What a node did over the measured seconds: CPU-seconds, wall seconds, and per camera its analysed
+    frames per second, dropped frames and last lag."""
+
+    cpu: float
+    wall: float
+    rates: dict[str, float]
+    drops: dict[str, int]
+    lags: list[float]
+
+
+def measure_node(node: Node, seconds: float, warm_up_s: float = WARM_UP_S, join_s: float = 10.0) -> NodeRun:
+    """Run ``node`` in a thread, warm up, then measure for ``seconds``; the node is stopped after."""
     worker = threading.Thread(target=node.start().run, daemon=True)
     worker.start()
-    time.sleep(WARM_UP_S)
+    time.sleep(warm_up_s)
     frames0 = {k: p.stats.frames for k, p in node.pipelines.items()}
     drops0 = {k: r.queue.drops for k, r in node.readers.items()}
     cpu0, t0 = time.process_time(), time.monotonic()
@@ -82,7 +97,16 @@ def full_pipeline(video: Path, n: int, seconds: float, motion_gate: bool = True,
     drops = {k: r.queue.drops - drops0[k] for k, r in node.readers.items()}
     lags = [r.stats().lag_s or 0.0 for r in node.readers.values()]
     node.stop()
-    worker.join(10)
+    worker.join(join_s)
+    return NodeRun(cpu, wall, rates, drops, lags)
+
+
+def full_pipeline(video: Path, n: int, seconds: float, motion_gate: bool = True, interval: int = 0) -> dict:
+    """The whole frame path for N cameras; per-camera rates, drops and CPU per camera-second."""
+    config = _cameras(video, n, interval=interval)
+    node = Node(config, create_detector(config.detector), motion_gate=motion_gate)
+    run = measure_node(node, seconds)
+    cpu, wall, rates, drops, lags = run.cpu, run.wall, run.rates, run.drops, run.lags
     analysed = sum(rates.values()) * wall
     keeps_up = all(rate >= 0.9 * ANALYSIS_FPS for rate in rates.values()) and sum(drops.values()) <= 0.02 * (
         analysed + sum(drops.values()))

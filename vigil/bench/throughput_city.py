@@ -20,17 +20,14 @@ from __future__ import annotations
 import statistics
 import subprocess
 import tempfile
-import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vigil.bench.throughput import ANALYSIS_FPS, isolated
+from vigil.bench.throughput import ANALYSIS_FPS, decode_cpu, isolated, measure_node
 from vigil.config import CameraConfig, Config, DetectorConfig, RecordingConfig
 from vigil.paths import data_file
 from vigil.runtime import Node
-from vigil.sources.reader import StreamReader
 from vigil.sources.recorder import Recorder
 from vigil.store.db import open_store
 from vigil.store.migrations import upgrade
@@ -77,25 +74,13 @@ def _camera(camera_id: str, streams: dict[str, Path]) -> CameraConfig:
 
 
 def _measure(node: Node, seconds: float, busy: set[str]) -> dict:
-    worker = threading.Thread(target=node.start().run, daemon=True)
-    worker.start()
-    time.sleep(WARM_UP_S)
-    frames0 = {k: p.stats.frames for k, p in node.pipelines.items()}
-    drops0 = {k: r.queue.drops for k, r in node.readers.items()}
-    cpu0, t0 = time.process_time(), time.monotonic()
-    time.sleep(seconds)
-    cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
-    rates = {k: (p.stats.frames - frames0[k]) / wall for k, p in node.pipelines.items()}
-    drops = {k: r.queue.drops - drops0[k] for k, r in node.readers.items()}
-    lags = [r.stats().lag_s or 0.0 for r in node.readers.values()]
-    node.stop()
-    worker.join(20)
-    busy_rates = [rates[k] for k in busy] or [ANALYSIS_FPS]
-    return {"cpu_per_camera_s": round(cpu / (len(rates) * wall), 4), "cameras": len(rates), "busy": len(busy),
-            "min_busy_fps": round(min(busy_rates), 2), "busy_drops": int(sum(drops[k] for k in busy)),
-            "max_lag_s": round(max(lags), 2),
-            "keeps_up": min(busy_rates) >= 0.9 * ANALYSIS_FPS and sum(drops[k] for k in busy) == 0
-            and max(lags) < 2 * GOP_S + 1}
+    run = measure_node(node, seconds, WARM_UP_S, join_s=20)
+    busy_rates = [run.rates[k] for k in busy] or [ANALYSIS_FPS]
+    busy_drops = int(sum(run.drops[k] for k in busy))
+    return {"cpu_per_camera_s": round(run.cpu / (len(run.rates) * run.wall), 4), "cameras": len(run.rates),
+            "busy": len(busy), "min_busy_fps": round(min(busy_rates), 2), "busy_drops": busy_drops,
+            "max_lag_s": round(max(run.lags), 2),
+            "keeps_up": min(busy_rates) >= 0.9 * ANALYSIS_FPS and busy_drops == 0 and max(run.lags) < 2 * GOP_S + 1}
 
 
 def city_trial(streams: dict[str, dict[str, Path]], busy: int, quiet: int, seconds: float, interval: int = 0) -> dict:
@@ -125,24 +110,8 @@ def city_trial(streams: dict[str, dict[str, Path]], busy: int, quiet: int, secon
 
 def naive_decode(main: Path, cameras: int, seconds: float) -> float:
     """CPU-seconds per camera-second decoding the main stream fully (frames sampled to 5 fps and converted)."""
-    readers = [StreamReader(CameraConfig(id=f"nvr{i}", url=str(main), loop=True, realtime=True,
-                                         fps=ANALYSIS_FPS)).start() for i in range(cameras)]
-    stop = threading.Event()
-
-    def drain() -> None:
-        while not stop.is_set():
-            if not sum(r.queue.get_nowait() is not None for r in readers):
-                time.sleep(0.01)
-
-    threading.Thread(target=drain, daemon=True).start()
-    time.sleep(WARM_UP_S)
-    cpu0, t0 = time.process_time(), time.monotonic()
-    time.sleep(seconds)
-    cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
-    stop.set()
-    for reader in readers:
-        reader.stop(timeout=2)
-    return round(cpu / (cameras * wall), 4)
+    return decode_cpu([CameraConfig(id=f"nvr{i}", url=str(main), loop=True, realtime=True, fps=ANALYSIS_FPS)
+                       for i in range(cameras)], seconds)
 
 
 class _Watched:

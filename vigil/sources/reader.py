@@ -18,9 +18,10 @@
   write the stream without re-encoding. It must be quick and must not keep the packet past the
   stream's life without copying. A new connection gives packets of a new ``packet.stream``.
 - ``keyframes_only``, set by the node while the camera is quiet (no motion, no live tracks), makes the
-  reader decode keyframes only; clearing it resumes full decoding at the next keyframe (the frames
-  between depend on ones that were not decoded). Packets still reach ``on_packet`` either way. The
-  stream's keyframe interval (``gop_s``) is measured and shown in the status.
+  reader decode keyframes only; clearing it resumes full decoding at once, the packets since the last
+  keyframe decoded again silently to rebuild the reference frames (or at the next keyframe if they were
+  not all held). Packets still reach ``on_packet`` either way. The stream's keyframe interval (``gop_s``)
+  is measured and shown in the status.
 - A camera with a ``size`` gets its frames scaled to it (zones are drawn in that size).
 - ``RecordStreamReader`` (``record_reader.py``) reads a camera's separate main stream for the recorder.
 """
@@ -282,7 +283,7 @@ class StreamReader:
                     break
                 if packet.size and self._on_packet is not None:
                     self._tap(packet)
-                if self._skips(packet, stream):
+                if self._skips(packet):
                     if not self.live and first_time is not None and packet.pts is not None:
                         skipped_time = packet.pts * time_base  # read, if not decoded: not damage
                         result.last_time = max(result.last_time or 0.0, offset + skipped_time - first_time)
@@ -315,7 +316,7 @@ class StreamReader:
             result.error = describe(exc)
         return result
 
-    def _skips(self, packet: av.Packet, stream: av.VideoStream) -> bool:
+    def _skips(self, packet: av.Packet) -> bool:
         """True for a packet left undecoded: a non-keyframe while decoding keyframes only. The packets since the
         last keyframe are held, so that full decoding resumes at once when the camera stops being quiet (they are
         decoded again, silently, to rebuild the decoder's reference frames). Keyframes give ``gop_s``."""
@@ -329,7 +330,7 @@ class StreamReader:
             self._held = [packet] if self._skipping else []
             return False
         if self._skipping and not self.keyframes_only and self._held:
-            self._catch_up(stream)
+            self._catch_up()
             return False
         self._skipping = self._skipping or self.keyframes_only
         if self._skipping and self._held:
@@ -339,7 +340,7 @@ class StreamReader:
                 self._held = []
         return self._skipping  # the end-of-stream flush too: the decoder is reset after every keyframe
 
-    def _catch_up(self, stream: av.VideoStream) -> None:
+    def _catch_up(self) -> None:
         """Decode the held packets (from the keyframe on) without delivering them, then decode every frame."""
         for held in self._held:
             with contextlib.suppress(av.FFmpegError):
