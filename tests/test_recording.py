@@ -7,8 +7,10 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -121,6 +123,27 @@ def test_segments_are_byte_copies_with_the_right_length_and_index(h264: Path, in
         copied += packet_bytes(file)
     assert [s.duration_s for s in segments] == pytest.approx([2, 2, 2, 1], abs=0.05)
     assert copied == packet_bytes(h264)  # every packet, byte for byte: nothing was re-encoded
+
+
+def test_segments_refused_by_a_locked_database_are_indexed_once_it_frees(h264: Path, tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """Many cameras closing segments together can hold SQLite's write lock longer than a writer waits: the
+    recorder tries again instead of losing the segment's index row."""
+    url = f"sqlite:///{tmp_path / 'vigil.db'}"
+    upgrade(url, "heads")
+    store = open_store(url, migrate=False, timeout_s=0.1)
+    index = RecordingIndex(store, tmp_path)
+    locker = sqlite3.connect(tmp_path / "vigil.db", check_same_thread=False, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+    threading.Timer(1.5, locker.rollback).start()
+    recorder = Recorder("cam1", index, RecordingConfig(mode="continuous", segment_seconds=2), start_time=T0)
+    recorder.index_retry_s = (0.25,) * 12
+    with caplog.at_level(logging.ERROR):
+        feed(h264, recorder)  # ends with close(), which waits for the indexing
+    assert [s.start - T0 for s in index.segments("cam1")] == [timedelta(seconds=s) for s in (0, 2, 4, 6)]
+    assert "cannot index" not in caplog.text
+    locker.close()
+    store.close()
 
 
 def test_clip_reference_lists_the_overlapping_segments(h264: Path, index: RecordingIndex) -> None:

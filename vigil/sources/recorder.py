@@ -19,6 +19,8 @@
   The interrupted segment is kept (indexed) up to its last complete fragment. ``status()`` says
   ``paused (disk full)`` until a fragment is written again; retries failing the same way are not logged
   again, and one line says when recording resumed.
+- A finished segment the database refuses to index (locked, away) is tried again after 0.5, 1, 2, 4 and 8 s
+  before one error line; the file stays on disk either way, and start-up recovery indexes what was missed.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ COPY_CODECS = frozenset({"h264", "hevc"})
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof+frag_discont"
 #: Live streams: a segment starting further than this from the wall clock re-anchors the timeline.
 MAX_DRIFT_S = 2.0
+#: waits (s) before each new attempt to index a finished segment when the database refused it
+INDEX_RETRY_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 def copy_packet(packet: av.Packet) -> av.Packet:
@@ -105,6 +109,7 @@ class Recorder:
         self._masker = masker if masker else None
         self._lock = threading.Lock()
         self._indexer = ThreadPoolExecutor(1, thread_name_prefix=f"vigil-index-{camera_id}")
+        self.index_retry_s: tuple[float, ...] = INDEX_RETRY_S
         self._source: av.VideoStream | None = None
         self._seconds_per_tick = 0.0  # the source stream's time base
         self._decoder: av.CodecContext | None = None
@@ -403,13 +408,26 @@ class Recorder:
             self._windows = [w for w in self._windows if w[1] > cutoff]
 
     def _submit(self, segment: Segment) -> None:
-        future = self._indexer.submit(self.index.add, segment)
+        future = self._indexer.submit(self._add_to_index, segment)
         future.add_done_callback(self._indexed)
+
+    def _add_to_index(self, segment: Segment) -> None:
+        """Index a finished segment, trying again after ``index_retry_s`` waits: a database busy for a moment
+        (SQLite locked by many cameras closing segments together, a PostgreSQL failover) must not lose it."""
+        for wait in (*self.index_retry_s, None):
+            try:
+                self.index.add(segment)
+                return
+            except Exception:
+                if wait is None:
+                    raise
+                time.sleep(wait)
 
     def _indexed(self, future: object) -> None:
         exc = future.exception()  # type: ignore[attr-defined]
         if exc is not None:
-            log.error("camera %s: cannot index recording segment: %s", self.camera_id, str(exc).splitlines()[0])
+            log.error("camera %s: cannot index recording segment (tried %d times): %s", self.camera_id,
+                      len(self.index_retry_s) + 1, str(exc).splitlines()[0])
 
     def _resumed(self) -> None:
         if self._paused_reason is not None:
