@@ -4,17 +4,23 @@ camera with two regions, config validation of region names, and the crop benchma
 from __future__ import annotations
 
 import csv
+from datetime import UTC, datetime
 
 import cv2
 import numpy as np
 import pytest
+import supervision as sv
 
-from vigil.config import parse_config
+from vigil.config import PlateRecognitionConfig, parse_config
 from vigil.errors import ConfigError
 from vigil.paths import data_root
-from vigil.vision.enrichers import RecognitionEnrichers, RecognitionModels
+from vigil.store.db import open_store
+from vigil.store.lists import ListMatcher, ListStore
+from vigil.types import Frame, Track, TrackState
+from vigil.vision.enrichers import PlateEnricher, RecognitionEnrichers, RecognitionModels
 from vigil.vision.plate_formats import check_regions, known_regions, region_formats
 from vigil.vision.plate_text import PlateNormaliser, clean
+from vigil.vision.tracker import TrackUpdate
 
 PLATES = data_root() / "plates"
 
@@ -142,3 +148,25 @@ def test_crop_bench_reports_per_set(tmp_path, plate_reader):
     assert report["region"] == "cn" and report["images"] == 6 and report["detect_recall"] is None
     assert {"exact", "within_one", "exact_given_detected", "ms_per_image", "baseline"} <= set(report)
     assert report["exact"] >= report["baseline"]["exact"]
+
+
+def test_a_substream_camera_reads_the_plate_on_the_main_stream_picture(plate_reader, tmp_path):
+    """The analysed 320×180 picture is too small to read a plate that the 1280×720 main stream shows well: the
+    enricher reads it on the main stream's picture of that moment, with the track's box scaled up."""
+    main = np.full((720, 1280, 3), 90, np.uint8)
+    main[300:392, 400:560] = cv2.resize(_rendered_plate("BG 1234-AB"), (160, 92), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(main, (320, 180), interpolation=cv2.INTER_AREA)
+    at = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    car = Track(camera_id="gate", track_id=1, label="car", first_seen=at, last_seen=at, state=TrackState.CONFIRMED,
+                boxes=[(90.0, 65.0, 175.0, 120.0)], box_times=[at])
+    with open_store(f"sqlite:///{tmp_path / 'vigil.db'}") as store:
+        matcher = ListMatcher(ListStore(store, tmp_path))
+        reads = {}
+        for name, main_picture in (("substream only", None), ("main stream", lambda: main)):
+            enricher = PlateEnricher("gate", plate_reader.with_regions("rs"), matcher, PlateRecognitionConfig())
+            car.attributes.pop("plate", None)
+            frame = Frame("gate", at, 0, small.copy(), main_picture=main_picture)
+            enricher.process(frame, TrackUpdate(sv.Detections.empty(), [car], []))
+            reads[name] = car.attributes.get("plate")
+    assert reads == {"substream only": None, "main stream": "BG1234AB"}
+

@@ -165,3 +165,32 @@ def test_a_substream_camera_is_analysed_small_and_recorded_large(tmp_path):
     assert "record_stream_online" in events and "camera_online" in events
     assert node.status()[0]["record_stream"] in ("online", "ended", "stopped")
     store.close()
+
+
+def test_face_and_plate_crops_come_from_the_main_stream_picture_of_the_same_moment(tmp_path):
+    """The main stream is not decoded for analysis, but an enricher asking for the picture of a frame's moment
+    gets the 1280×720 picture decoded from the buffered GOP, within a frame of the substream's time."""
+    main = make_h264(tmp_path / "main.mp4", 4, size="1280x720")
+    sub = tmp_path / "sub.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(main), "-vf", "scale=320:180", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-g", "25", "-bf", "0", str(sub)], check=True)
+    with av.open(str(main)) as container:
+        reference = {round(f.time, 2): f.to_ndarray(format="bgr24") for f in container.decode(video=0)}
+    config = Config(cameras=[CameraConfig(id="gate", url=str(sub), size=(320, 180), record_url=str(main),
+                                          record_size=(1280, 720), fps=5, realtime=True)])
+    node = Node(config, create_detector(config.detector), packet_hooks={"gate": lambda _packet: None})
+    offsets: list[float] = []
+
+    def which_main_frame(result) -> None:
+        if result.frame is None or result.frame.index % 3:
+            return
+        picture = result.frame.main_picture()
+        assert picture is not None and picture.shape == (720, 1280, 3)
+        t = min(reference, key=lambda k: np.abs(reference[k].astype(np.int16) - picture).mean())
+        offsets.append(abs(t - result.frame.pts))
+
+    node.on_result.append(which_main_frame)
+    node.start().run(until_end=True)
+    assert len(offsets) >= 5
+    assert sorted(offsets)[len(offsets) // 2] <= 0.08 and max(offsets) <= 0.5
+

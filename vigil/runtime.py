@@ -10,6 +10,7 @@ the demo's annotated video, live view).
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import threading
 import time
@@ -304,6 +305,8 @@ class Node:
                 continue
             frame = reader.queue.get_nowait()
             if frame is not None:
+                if (main := self.record_readers.get(camera_id)) is not None:
+                    frame.main_picture = functools.partial(main.picture_at, frame.captured_at)
                 batch.append((self.pipelines[camera_id], frame))
         return batch
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,9 @@ class Frame:
     index: int  # sequence number of the analysed frame on this camera
     image: np.ndarray  # BGR, HxWx3 uint8
     pts: float | None = None  # stream time in seconds, when the source has one
+    #: a camera with a substream: the main stream's picture at this capture time (BGR, decoded on demand; None
+    #: when none is buffered), for the face and plate crops that the small picture cannot give
+    main_picture: Callable[[], np.ndarray | None] | None = None
 
 
 class TrackState(enum.StrEnum):

@@ -34,12 +34,23 @@ if TYPE_CHECKING:
 VEHICLE_LABELS = ("car", "bus", "truck", "motorcycle")
 #: ``allowed(camera_id, at) -> bool``: whether live face (or hotlist) matching is authorised on a camera at a time.
 Allowed = Callable[[str, datetime], bool]
+Box = tuple[float, float, float, float]
 
 
-def _clip_box(box: tuple[float, float, float, float], shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+def _clip_box(box: Box, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
     height, width = shape[:2]
     x1, y1, x2, y2 = (round(float(v)) for v in box)
     return max(0, x1), max(0, y1), min(width, x2), min(height, y2)
+
+
+def _best_picture(frame: Frame, box: Box) -> tuple[np.ndarray, Box]:
+    """The picture to crop faces and plates from, and ``box`` in its pixels: the main stream's picture at the
+    frame's time when the camera has one (a 1080p crop, not a 360p one), else the analysed frame."""
+    main = frame.main_picture() if frame.main_picture is not None else None
+    if main is None:
+        return frame.image, box
+    sx, sy = main.shape[1] / frame.image.shape[1], main.shape[0] / frame.image.shape[0]
+    return main, (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
 
 
 def _stamp(at: datetime) -> str:
@@ -129,35 +140,36 @@ class FaceEnricher:
         return (state.last_try is None or (at - state.last_try).total_seconds() >= self.interval_s
                 or area >= state.last_area * self.grow_factor)
 
-    def _head_region(self, frame: Frame, box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+    def _head_region(self, image: np.ndarray, box: Box) -> tuple[int, int, int, int]:
         """The upper part of a full-body box (the whole box for a head-and-shoulders view), widened a little."""
         x1, y1, x2, y2 = box
         width, height = x2 - x1, y2 - y1
         if height > 1.6 * width:
             y2 = y1 + 0.45 * height
         pad = 0.15 * width
-        return _clip_box((x1 - pad, y1 - 0.1 * height, x2 + pad, y2), frame.image.shape)
+        return _clip_box((x1 - pad, y1 - 0.1 * height, x2 + pad, y2), image.shape)
 
     def _attempt(self, frame: Frame, track: Track, state: _FaceTrack) -> list[Event]:
         x1, y1, x2, y2 = track.box
         state.last_try, state.last_area = frame.captured_at, (x2 - x1) * (y2 - y1)
-        rx1, ry1, rx2, ry2 = self._head_region(frame, track.box)
+        image, box = _best_picture(frame, track.box)
+        rx1, ry1, rx2, ry2 = self._head_region(image, box)
         if rx2 - rx1 < 16 or ry2 - ry1 < 16:
             return []
         self.attempts += 1
-        faces = self.detector.detect(frame.image[ry1:ry2, rx1:rx2])
+        faces = self.detector.detect(image[ry1:ry2, rx1:rx2])
         if not faces:
             return []
         best = max(faces, key=lambda f: f.score)
         offset = np.array([rx1, ry1], np.float32)
         face = Face(best.box + np.concatenate([offset, offset]), best.landmarks + offset, best.score)
-        quality = face_quality(frame.image, face).score
+        quality = face_quality(image, face).score
         if quality < self.config.min_quality:
             return []
-        embedding = self.embedder.embed(frame.image, [face])[0]
+        embedding = self.embedder.embed(image, [face])[0]
         self.embedded += 1
-        fx1, fy1, fx2, fy2 = _clip_box(tuple(face.box), frame.image.shape)  # type: ignore[arg-type]
-        state.shots.append(_FaceShot(quality, embedding, frame.image[fy1:fy2, fx1:fx2].copy(), frame.captured_at))
+        fx1, fy1, fx2, fy2 = _clip_box(tuple(face.box), image.shape)  # type: ignore[arg-type]
+        state.shots.append(_FaceShot(quality, embedding, image[fy1:fy2, fx1:fx2].copy(), frame.captured_at))
         events = []
         for entry, distance in self.matcher.match_face(embedding, self.now()):
             if entry.id in state.matched:
@@ -250,15 +262,16 @@ class PlateEnricher:
 
     def _read(self, frame: Frame, track: Track, state: _PlateTrack) -> list[Event]:
         self.reads += 1
-        reads = self.reader.read(frame.image, track.box)
+        image, box = _best_picture(frame, track.box)
+        reads = self.reader.read(image, box)
         if not reads:
             return []
         best = reads[0]
         state.voter.add(best.text, best.confidence)
         if best.confidence > state.best_confidence:
-            vx1, vy1, vx2, vy2 = _clip_box(track.box, frame.image.shape)
+            vx1, vy1, vx2, vy2 = _clip_box(box, image.shape)
             state.best_confidence, state.crop_at = best.confidence, frame.captured_at
-            state.crop = frame.image[vy1:vy2, vx1:vx2].copy()
+            state.crop = image[vy1:vy2, vx1:vx2].copy()
         text, confidence = state.voter.result()
         track.attributes["plate"] = text
         events: list[Event] = []
