@@ -82,7 +82,7 @@ def test_geometry_drawn_on_the_main_stream_maps_onto_the_substream():
     assert in_stream(plain, "record").zones[0].polygon[0] == (900, 900)
 
 
-def test_quiet_reader_decodes_keyframes_only_and_resumes_at_the_next_keyframe(tmp_path):
+def test_quiet_reader_decodes_keyframes_only_and_every_frame_again_when_told(tmp_path):
     video = make_h264(tmp_path / "gop.mp4", 6, gop=25)  # keyframes every second
     camera = CameraConfig(id="q", url=str(video), fps=25, realtime=False)
     reader = StreamReader(camera, start_time=T0, queue_size=1).start()
@@ -99,7 +99,9 @@ def test_quiet_reader_decodes_keyframes_only_and_resumes_at_the_next_keyframe(tm
     resumed = next(i for i, t in enumerate(times) if t % 1)  # the first frame that is not a keyframe
     assert times[:resumed] in ([0.0, 1.0, 2.0], [0.0, 1.0, 2.0, 3.0])  # keyframes only (the reader runs a frame
     # ahead, so it resumes right after the keyframe it had in hand, or at the next one)
-    assert np.allclose(np.diff(times[resumed - 1:]), 0.04)  # then every frame, none missing, to the end
+    # then every frame to the end, from the packet after the switch (the few between the keyframe and the switch
+    # are decoded to rebuild the references, not delivered)
+    assert times[resumed] - times[resumed - 1] < 1.0 and np.allclose(np.diff(times[resumed:]), 0.04)
     assert times[-1] == 5.96
     with av.open(str(video)) as container:  # the resumed frames are whole pictures, not built on skipped ones
         reference = {round(f.time, 2): cv2.cvtColor(f.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2BGR_I420)
