@@ -14,7 +14,7 @@ import pytest
 
 from tests.test_recording import make_h264, open_index
 from vigil.bench.throughput_city import first_detection
-from vigil.config import CameraConfig, Config, RecordingConfig, parse_config
+from vigil.config import CameraConfig, CameraRecognition, Config, RecordingConfig, parse_config
 from vigil.errors import ConfigError
 from vigil.runtime import Node
 from vigil.sources.reader import StreamReader
@@ -50,7 +50,7 @@ def test_inputs_with_roles_become_the_detect_and_record_streams():
 @pytest.mark.parametrize(("inputs", "message"), [
     ([{"url": "a", "roles": ["detect"]}], "no input has the record role"),
     ([{"url": "a", "roles": ["detect"]}, {"url": "b", "roles": ["detect", "record"]}], "inputs[1].roles: detect is"),
-    ([{"url": "a", "roles": ["detect", "watch"]}], "inputs[0].roles: a list of detect and/or record"),
+    ([{"url": "a", "roles": ["detect", "watch"]}], "inputs[0].roles[1]: Input should be 'detect' or 'record'"),
     ([{"url": "a", "roles": ["detect"]}, {"url": "b", "roles": ["record"]}], "needs the size of both"),
 ])
 def test_bad_inputs_name_the_camera_and_the_fault(inputs, message):
@@ -153,14 +153,14 @@ def test_a_substream_camera_is_analysed_small_and_recorded_large(tmp_path):
     recorder = Recorder("gate", index, RecordingConfig(mode="continuous", segment_seconds=2), start_time=T0)
     node = Node(config, create_detector(config.detector), start_time=T0, packet_hooks={"gate": recorder.on_packet})
     shapes = set()
-    node.on_result.append(lambda r: r.frame is not None and shapes.add(r.frame.image.shape))
+    node.on_result.append(lambda r: r.frame is not None and shapes.add((r.frame.image.shape, r.frame.main_picture)))
     events: list[str] = []
     node.on_camera_event.append(lambda e: events.append(e.kind))
     node.start().run(until_end=True)
     while node.record_readers["gate"].running:  # the main stream's reader ends on its own
         node.record_readers["gate"].stop(timeout=5)
     recorder.close()
-    assert shapes == {(180, 320, 3)}
+    assert shapes == {((180, 320, 3), None)}  # nothing reads faces or plates here: no main-stream pictures kept
     segments = index.segments("gate", T0, T0.replace(minute=1))
     assert segments and {width(tmp_path / s.path) for s in segments} == {1280}
     assert sum(s.duration_s for s in segments) == pytest.approx(4.0, abs=0.2)
@@ -179,7 +179,8 @@ def test_face_and_plate_crops_come_from_the_main_stream_picture_of_the_same_mome
     with av.open(str(main)) as container:
         reference = {round(f.time, 2): f.to_ndarray(format="bgr24") for f in container.decode(video=0)}
     config = Config(cameras=[CameraConfig(id="gate", url=str(sub), size=(320, 180), record_url=str(main),
-                                          record_size=(1280, 720), fps=5, realtime=True)])
+                                          record_size=(1280, 720), fps=5, realtime=True,
+                                          recognition=CameraRecognition(plates=True))])
     node = Node(config, create_detector(config.detector), packet_hooks={"gate": lambda _packet: None})
     offsets: list[float] = []
 
@@ -188,6 +189,7 @@ def test_face_and_plate_crops_come_from_the_main_stream_picture_of_the_same_mome
             return
         picture = result.frame.main_picture()
         assert picture is not None and picture.shape == (720, 1280, 3)
+        assert result.frame.main_picture() is picture  # decoded once per frame, however many tracks ask
         t = min(reference, key=lambda k: np.abs(reference[k].astype(np.int16) - picture).mean())
         offsets.append(abs(t - result.frame.pts))
 

@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Annotated, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from vigil.errors import ConfigError
 
@@ -213,37 +222,37 @@ StreamRole = Literal["detect", "record"]
 Size = tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]]
 
 
+class CameraInput(Strict):
+    """One stream of a camera in the ``inputs:`` form (as in Frigate and NVRs)."""
+
+    url: str
+    roles: list[StreamRole] = Field(min_length=1)
+    size: Size | None = None
+
+
 def _inputs_to_fields(camera: dict) -> dict:
-    """The ``inputs:`` form (as in Frigate and NVRs: a list of ``{url, roles, size}``) as the canonical fields
-    ``url``/``size`` (detect) and ``record_url``/``record_size``; a stream with both roles is the single-URL form."""
-    inputs = camera.get("inputs")
-    if not isinstance(inputs, list) or not inputs:
-        raise ValueError("inputs: give a list of {url, roles: [detect|record], size: [width, height]}")
+    """The ``inputs:`` form as the canonical fields ``url``/``size`` (detect) and ``record_url``/``record_size``; a
+    stream with both roles is the single-URL form."""
     if "url" in camera or "record_url" in camera:
         raise ValueError("give either url (and record_url) or inputs, not both")
-    by_role: dict[str, dict] = {}
+    try:
+        inputs = TypeAdapter(list[CameraInput]).validate_python(camera["inputs"])
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ValueError(f"{_yaml_path(('inputs', *err['loc']))}: {err['msg']}") from None
+    by_role: dict[str, CameraInput] = {}
     for i, stream in enumerate(inputs):
-        if not isinstance(stream, dict) or set(stream) - {"url", "roles", "size"} or "url" not in stream:
-            raise ValueError(f"inputs[{i}]: needs url and roles (and optionally size), nothing else")
-        roles = stream.get("roles") or []
-        if not isinstance(roles, list) or not roles or set(roles) - set(get_args(StreamRole)):
-            raise ValueError(f"inputs[{i}].roles: a list of detect and/or record")
-        for role in roles:
+        for role in stream.roles:
             if role in by_role:
                 raise ValueError(f"inputs[{i}].roles: {role} is given to two inputs")
             by_role[role] = stream
-    missing = set(get_args(StreamRole)) - set(by_role)
+    missing = sorted(set(get_args(StreamRole)) - set(by_role))
     if missing:
-        raise ValueError(f"inputs: no input has the {sorted(missing)[0]} role")
-    out = {k: v for k, v in camera.items() if k != "inputs"}
+        raise ValueError(f"inputs: no input has the {missing[0]} role")
     detect, record = by_role["detect"], by_role["record"]
-    out["url"] = detect["url"]
-    if "size" in detect:
-        out["size"] = detect["size"]
+    out = {k: v for k, v in camera.items() if k != "inputs"} | {"url": detect.url, "size": detect.size}
     if record is not detect:
-        out["record_url"] = record["url"]
-        if "size" in record:
-            out["record_size"] = record["size"]
+        out |= {"record_url": record.url, "record_size": record.size}
     return out
 
 
@@ -259,8 +268,8 @@ class CameraConfig(Strict):
     record_size: Size | None = None
     #: which stream's pixels zones, lines, privacy masks and the homography are given in
     coordinates: StreamRole = "detect"
-    #: decode only keyframes while nothing moves and nothing is tracked (full decoding resumes at the next
-    #: keyframe after motion, so the first detection waits up to one keyframe interval). None: for live streams
+    #: decode only keyframes while nothing moves and nothing is tracked (every frame again as soon as something
+    #: does; the first detection waits up to one keyframe interval). None: on for live streams
     keyframes_when_quiet: bool | None = None
     name: str = ""
     enabled: bool = True

@@ -305,8 +305,9 @@ class Node:
                 continue
             frame = reader.queue.get_nowait()
             if frame is not None:
-                if (main := self.record_readers.get(camera_id)) is not None:
-                    frame.main_picture = functools.partial(main.picture_at, frame.captured_at)
+                main = self.record_readers.get(camera_id)
+                if main is not None and main.keeps_pictures:  # decoded once per frame, whatever asks for it
+                    frame.main_picture = functools.cache(functools.partial(main.picture_at, frame.captured_at))
                 batch.append((self.pipelines[camera_id], frame))
         return batch
 

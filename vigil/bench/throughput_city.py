@@ -45,8 +45,8 @@ T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 def _encode(args: list[str], out: Path, size: tuple[int, int], extra_filter: str = "") -> Path:
     if out.exists():
         return out
-    scale = f"{extra_filter}scale={size[0]}:{size[1]},fps=25"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *args, "-vf" if "[" not in scale else "-filter_complex", scale,
+    chain = f"{extra_filter}scale={size[0]}:{size[1]},fps=25"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args, "-filter_complex", chain,
                     "-c:v", "libx264", "-preset", "veryfast", "-g", str(int(25 * GOP_S)), "-bf", "0",
                     "-pix_fmt", "yuv420p", "-an", str(out.with_suffix(".tmp.mp4"))], check=True)
     out.with_suffix(".tmp.mp4").rename(out)

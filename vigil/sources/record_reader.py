@@ -7,9 +7,9 @@ what copying its packets costs. Connecting, reconnecting with backoff and file l
 ``record_stream_error``, so that a lost main stream is reported without marking the camera offline while its
 substream is still analysed. Files with ``realtime`` are paced at their packets' timestamps.
 
-It keeps the packets of the current GOP (keyframe first, with their capture times), so that ``picture_at(at)``
-can decode the main stream's picture of a moment on demand: the face and plate crops of a camera analysed on
-its substream come from the 1080p picture (one GOP's decode at most, only when an enricher asks).
+A camera that reads faces or plates also keeps the packets of the current GOP (keyframe first, with their
+capture times), so that ``picture_at(at)`` can decode the main stream's picture of a moment on demand: its face
+and plate crops come from the 1080p picture (one GOP's decode at most, only when an enricher asks).
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class RecordStreamReader(StreamReader):
         if camera.record_url is None:
             raise ValueError(f"camera {camera.id} has no record stream")
         super().__init__(camera, on_packet=on_packet, url=camera.record_url, **kwargs)  # type: ignore[arg-type]
+        #: only a camera whose enrichers crop faces or plates needs the main stream's pictures
+        self.keeps_pictures = camera.recognition.faces or camera.recognition.plates
         self._gop: list[tuple[datetime, av.Packet]] = []
         self._codec: av.CodecContext | None = None
         self._gop_lock = threading.Lock()
@@ -97,9 +99,10 @@ class RecordStreamReader(StreamReader):
                     if paced and ahead > PACE_SLACK_S and self._stop.wait(ahead):  # in bursts, as from a network
                         break
                 self._tap(packet)
-                assert self._start_time is not None
-                self._keep(packet, datetime.now(UTC) if self.live or result.last_time is None
-                           else self._start_time + timedelta(seconds=result.last_time), stream)
+                if self.keeps_pictures:
+                    assert self._start_time is not None
+                    self._keep(packet, datetime.now(UTC) if self.live or result.last_time is None
+                               else self._start_time + timedelta(seconds=result.last_time), stream)
                 result.delivered += 1
                 self._count_delivery()
         except av.ExitError:
